@@ -1,0 +1,1 @@
+"""GRD-Net in PyTorch: networks, losses, anomaly synthesis, data, training, evaluation, checkpoints."""

@@ -1,0 +1,93 @@
+"""Checkpoints: one safetensors file; its metadata holds the full config, threshold and provenance as JSON.
+
+safetensors cannot execute code on load (no pickle), which DESIGN.md section 4 asks for.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from model.config import GRDNetConfig
+from model.grdnet import GRDNet, create_grdnet
+
+META_KEY = "grdnet"
+BUNDLED_CHECKPOINT = Path(__file__).resolve().parents[1] / "assets" / "grdnet-vials-cpu.safetensors"
+
+
+class Calibration(BaseModel):
+    """How the threshold was derived (README, "Threshold"): quantile of held-out good scores + margin."""
+
+    rule: str = "threshold = quantile(holdout good scores, q) + margin"
+    quantile: float
+    margin: float
+    n_holdout: int
+    holdout_quantile_score: float
+    holdout_max_score: float
+
+
+class CheckpointMeta(BaseModel):
+    id: str = ""
+    config: GRDNetConfig
+    threshold: float
+    image_size: int
+    channels: int
+    normalisation: dict = Field(default_factory=lambda: {"input": "uint8", "scale": 1 / 255, "mean": 0.0, "std": 1.0})
+    calibration: Calibration | None = None
+    training: dict = Field(default_factory=dict)
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be used; the message names the file."""
+
+
+def save_checkpoint(path: Path, model: GRDNet, meta: CheckpointMeta) -> CheckpointMeta:
+    """Write exactly ``path`` (atomically, via a temp file beside it); the id hashes the weights."""
+    path = Path(path)
+    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    digest = hashlib.sha256()
+    for k in sorted(tensors):
+        digest.update(k.encode())
+        digest.update(tensors[k].numpy().tobytes())
+    meta = meta.model_copy(update={"id": f"grdnet-{meta.config.name}-{digest.hexdigest()[:12]}"})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    save_file(tensors, str(tmp), metadata={META_KEY: meta.model_dump_json()})
+    os.replace(tmp, path)
+    return meta
+
+
+def read_meta(path: Path) -> CheckpointMeta:
+    from safetensors import safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: checkpoint not found")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            raw = (f.metadata() or {}).get(META_KEY)
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CheckpointError(f"{path}: not a GRD-Net checkpoint ({exc})") from exc
+    if raw is None:
+        raise CheckpointError(f"{path}: safetensors file without GRD-Net metadata")
+    try:
+        return CheckpointMeta.model_validate(json.loads(raw))
+    except ValueError as exc:
+        raise CheckpointError(f"{path}: bad checkpoint metadata: {exc}") from exc
+
+
+def load_checkpoint(path: Path) -> tuple[GRDNet, CheckpointMeta]:
+    """Rebuild the model from the stored config and load its weights (eval mode)."""
+    meta = read_meta(path)
+    model = create_grdnet(meta.config)
+    try:
+        model.load_state_dict(load_file(str(path)))
+    except (RuntimeError, SafetensorError) as exc:
+        raise CheckpointError(f"{path}: weights do not match the stored config: {exc}") from exc
+    return model.eval(), meta

@@ -1,0 +1,137 @@
+"""One config object that fully describes GRD-Net: architecture, training recipe, inference post-processing.
+
+Presets live as YAML in ``config/models/<name>.yaml``; a checkpoint stores the resolved config so that a
+model can always be rebuilt exactly as it was trained.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+PRESET_DIR = Path(__file__).resolve().parents[1] / "config" / "models"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class NetConfig(_Strict):
+    """Architecture of the generator, discriminator and discriminative U-Net."""
+
+    image_size: int = Field(128, ge=32, description="square side the model works at (px)")
+    channels: Literal[1, 3] = 3
+    base_width: int = Field(16, ge=4, description="width of the first encoder stage")
+    stages: int = Field(4, ge=2, le=6, description="encoder stages, each halves the resolution")
+    max_width_mult: int = Field(8, ge=1, description="stage widths are base * 2^i, capped at base * this")
+    blocks_per_stage: int = Field(2, ge=1)
+    bottleneck: Literal["crae", "drae"] = "crae"
+    latent_channels: int = Field(32, ge=1, description="CRAE: channels of the convolutional latent")
+    latent_dim: int = Field(2048, ge=8, description="DRAE: size of the dense latent")
+    unet_widths: list[int] = Field(default_factory=lambda: [16, 32, 64])
+    unet_middle: int = 128
+
+    def encoder_widths(self) -> list[int]:
+        return [self.base_width * min(2**i, self.max_width_mult) for i in range(self.stages)]
+
+    def latent_side(self) -> int:
+        return self.image_size // 2**self.stages
+
+
+class AugmentConfig(_Strict):
+    """Geometric augmentation of training images (applied to image and ROI together)."""
+
+    rotation_deg: float = Field(90.0, ge=0, le=180, description="uniform rotation in [-r, r] degrees")
+    hflip: float = Field(0.5, ge=0, le=1)
+    vflip: float = Field(0.0, ge=0, le=1)
+
+
+class SynthesisConfig(_Strict):
+    """Perlin-noise synthetic anomalies (DRAEM, as GRD-Net uses them)."""
+
+    probability: float = Field(0.6, ge=0, le=1, description="share of training samples that get an anomaly")
+    min_scale_exp: int = Field(0, ge=0)
+    max_scale_exp: int = Field(5, ge=0, description="Perlin scale 2^k per axis, k in [min, max]")
+    threshold: float = 0.5
+    beta_min: float = Field(0.5, ge=0, le=1)
+    beta_max: float = Field(1.0, ge=0, le=1)
+    min_area_fraction: float = Field(0.0005, ge=0, description="masks smaller than this are skipped")
+    texture_dir: str | None = None
+
+
+class LossConfig(_Strict):
+    """Loss weights: L_gen = w_adv L_adv + w_con L_con + w_enc L_enc; plus the ROI focal term."""
+
+    w_adv: float = 1.0
+    w_con: float = 50.0
+    w_enc: float = 1.0
+    wa: float = 1.0
+    wb: float = 1.0
+    ssim_window: int = 11
+    focal_gamma: float = 2.0
+    focal_alpha: float = 0.25
+    roi_variant: Literal[1, 2, 3, 4] = Field(2, description="ablation case of paper section 8.4.2")
+    overlap_weight: float = Field(0.1, ge=0, description="lambda of the overlap term (variants 1, 3, 4)")
+    disc_reinit_below: float = Field(1e-5, description="re-initialise the discriminator under this loss")
+
+
+class TrainConfig(_Strict):
+    """Optimiser and schedule (paper: Adam 1e-4, betas (0.5, 0.999), reduce-on-plateau patience 3)."""
+
+    epochs: int = Field(30, ge=1)
+    batch_size: int = Field(8, ge=1)
+    lr: float = 1e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    plateau_patience: int = 3
+    plateau_factor: float = Field(0.904837418, description="e^-0.1")
+    holdout_fraction: float = Field(0.1, ge=0, lt=1, description="train/good slice kept out for calibration")
+    min_holdout: int = 8
+    threshold_quantile: float = Field(0.99, gt=0, le=1)
+    threshold_margin: float = Field(0.05, ge=0, description="added to the quantile of held-out good scores")
+
+
+class InferenceConfig(_Strict):
+    """Post-processing of the anomaly map into an image score (DRAEM: 21x21 mean filter, then max)."""
+
+    smoothing_kernel: int = Field(21, ge=1)
+
+
+class GRDNetConfig(_Strict):
+    """Everything needed to build, train and run one GRD-Net."""
+
+    name: str = "cpu"
+    net: NetConfig = Field(default_factory=NetConfig)
+    augment: AugmentConfig = Field(default_factory=AugmentConfig)
+    synthesis: SynthesisConfig = Field(default_factory=SynthesisConfig)
+    loss: LossConfig = Field(default_factory=LossConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    inference: InferenceConfig = Field(default_factory=InferenceConfig)
+
+
+def available_presets() -> list[str]:
+    return sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
+
+
+def load_config_file(path: Path) -> GRDNetConfig:
+    """Load a model config YAML; errors name the file and the offending key."""
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ValueError(f"{path}: cannot read model config: {exc}") from exc
+    try:
+        return GRDNetConfig.model_validate(raw)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        key = ".".join(str(p) for p in err["loc"])
+        raise ValueError(f"{path}: {key}: {err['msg']}") from exc
+
+
+def load_preset(name: str) -> GRDNetConfig:
+    path = PRESET_DIR / f"{name}.yaml"
+    if not path.is_file():
+        raise ValueError(f"unknown preset {name!r}; available: {', '.join(available_presets())}")
+    return load_config_file(path)

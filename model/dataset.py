@@ -1,0 +1,166 @@
+"""MVTec AD layout plus ROI masks (DESIGN.md 3.2): indexing, loading, and the training dataset.
+
+Errors are ``DatasetError`` with a one-line message that names the path at fault.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from model.config import AugmentConfig, SynthesisConfig
+from model.synthesis import load_textures, synthesize
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
+
+
+class DatasetError(ValueError):
+    """A dataset problem; the message names the file or folder."""
+
+
+@dataclass(frozen=True)
+class Sample:
+    path: Path
+    label: str  # "good" or the defect class
+    roi_path: Path | None
+    mask_path: Path | None
+
+
+def _images_in(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+
+
+def _roi_for(root: Path, split: str, cls: str, stem: str) -> Path | None:
+    per_image = root / "roi" / split / cls / f"{stem}.png"
+    if per_image.is_file():
+        return per_image
+    fixed = root / "roi.png"
+    return fixed if fixed.is_file() else None
+
+
+def index_split(root: Path, split: str, use_roi: bool = True) -> list[Sample]:
+    """Every image of ``root/split/<class>/``; ``test`` defects get their ground-truth mask path."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DatasetError(f"{root}: dataset folder not found")
+    split_dir = root / split
+    if not split_dir.is_dir():
+        raise DatasetError(f"{split_dir}: missing folder (expected {split}/good/*.png)")
+    classes = sorted(d.name for d in split_dir.iterdir() if d.is_dir())
+    if split == "train" and classes != ["good"]:
+        if "good" not in classes:
+            raise DatasetError(f"{split_dir / 'good'}: missing folder (train holds good images only)")
+        classes = ["good"]
+    samples = []
+    for cls in classes:
+        for path in _images_in(split_dir / cls):
+            mask = None
+            if cls != "good":
+                mask = root / "ground_truth" / cls / f"{path.stem}_mask.png"
+                if not mask.is_file():
+                    raise DatasetError(f"{mask}: missing ground-truth mask for {path}")
+            roi = _roi_for(root, split, cls, path.stem) if use_roi else None
+            samples.append(Sample(path, cls, roi, mask))
+    if not samples:
+        raise DatasetError(f"{split_dir}: no images")
+    return samples
+
+
+def read_image(path: Path, size: int, channels: int) -> np.ndarray:
+    """Image as uint8 ``size x size x channels`` (RGB or gray), resized; errors name the file."""
+    img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if img is None:
+        raise DatasetError(f"{path}: unreadable image")
+    if img.dtype != np.uint8:
+        img = cv2.convertScaleAbs(img, alpha=255.0 / max(1, int(img.max())))
+    if img.ndim == 3 and img.shape[2] == 4:
+        img = cv2.cvtColor(img, cv2.COLOR_BGRA2BGR)
+    if channels == 3:
+        img = cv2.cvtColor(img, cv2.COLOR_GRAY2RGB) if img.ndim == 2 else cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+    elif img.ndim == 3:
+        img = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
+    img = cv2.resize(img, (size, size), interpolation=cv2.INTER_AREA)
+    return img.reshape(size, size, channels)
+
+
+def read_mask(path: Path, image_path: Path, size: int) -> np.ndarray:
+    """Binary mask float32 ``size x size``; its native size must equal its image's."""
+    mask = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+    if mask is None:
+        raise DatasetError(f"{path}: unreadable mask")
+    img = cv2.imread(str(image_path), cv2.IMREAD_UNCHANGED)
+    if img is not None and img.shape[:2] != mask.shape[:2]:
+        raise DatasetError(
+            f"{path}: mask size {mask.shape[1]}x{mask.shape[0]} differs from image "
+            f"{image_path.name} {img.shape[1]}x{img.shape[0]}"
+        )
+    mask = cv2.resize(mask, (size, size), interpolation=cv2.INTER_NEAREST)
+    return (mask > 127).astype(np.float32)
+
+
+def load_roi(sample: Sample, size: int) -> np.ndarray:
+    if sample.roi_path is None:
+        return np.ones((size, size), np.float32)
+    return read_mask(sample.roi_path, sample.path, size)
+
+
+def to_tensor(images: np.ndarray) -> torch.Tensor:
+    """uint8 ``[N, H, W, C]`` -> float ``[N, C, H, W]`` in [0, 1] (the model's normalisation)."""
+    return torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float().div_(255.0)
+
+
+def augment(
+    image: np.ndarray, roi: np.ndarray, rng: np.random.Generator, cfg: AugmentConfig
+) -> tuple[np.ndarray, np.ndarray]:
+    """Same random rotation/flips for image (float HxWxC) and ROI (HxW)."""
+    h, w = roi.shape
+    if cfg.rotation_deg > 0:
+        m = cv2.getRotationMatrix2D((w / 2, h / 2), float(rng.uniform(-cfg.rotation_deg, cfg.rotation_deg)), 1.0)
+        image = cv2.warpAffine(image, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+        roi = cv2.warpAffine(roi, m, (w, h), flags=cv2.INTER_NEAREST, borderMode=cv2.BORDER_REFLECT)
+        image = image.reshape(h, w, -1)
+    if rng.random() < cfg.hflip:
+        image, roi = image[:, ::-1], roi[:, ::-1]
+    if rng.random() < cfg.vflip:
+        image, roi = image[::-1], roi[::-1]
+    return np.ascontiguousarray(image), np.ascontiguousarray(roi)
+
+
+class TrainSet(Dataset):
+    """Good images held in memory; each item gets its augmentation and synthetic anomaly from a seeded rng.
+
+    Item = (clean x, noisy x*, anomaly mask M, ROI), tensors ``[C,H,W]``, ``[C,H,W]``, ``[1,H,W]``, ``[1,H,W]``.
+    """
+
+    def __init__(
+        self,
+        samples: list[Sample],
+        size: int,
+        channels: int,
+        augment_cfg: AugmentConfig,
+        synth_cfg: SynthesisConfig,
+        seed: int,
+        whole_image_roi: bool = False,
+    ) -> None:
+        self.images = np.stack([read_image(s.path, size, channels) for s in samples])
+        ones = np.ones((size, size), np.float32)
+        self.rois = np.stack([ones if whole_image_roi else load_roi(s, size) for s in samples])
+        self.augment_cfg, self.synth_cfg = augment_cfg, synth_cfg
+        self.textures = load_textures(synth_cfg.texture_dir, size)
+        self.seed, self.epoch = seed, 0
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, ...]:
+        rng = np.random.default_rng([self.seed, self.epoch, i])
+        img = self.images[i].astype(np.float32) / 255.0
+        img, roi = augment(img, self.rois[i], rng, self.augment_cfg)
+        noisy, mask = synthesize(img, rng, self.synth_cfg, self.textures)
+        t = lambda a: torch.from_numpy(np.ascontiguousarray(a))  # noqa: E731
+        return t(img).permute(2, 0, 1), t(noisy).permute(2, 0, 1), t(mask)[None], t(roi)[None]

@@ -1,0 +1,52 @@
+"""GRD-Net: generator + discriminator + discriminative U-Net, built from one config (``create_grdnet``)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from model.config import GRDNetConfig
+from model.discriminator import Discriminator
+from model.generator import Generator
+from model.unet import UNet
+
+
+class GRDNet(nn.Module):
+    """The three trainable parts; ``anomaly_map`` is the inference path (reconstruct, then segment)."""
+
+    def __init__(self, cfg: GRDNetConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        net = cfg.net
+        self.generator = Generator(net)
+        self.discriminator = Discriminator(net)
+        self.unet = UNet(2 * net.channels, net.unet_widths, net.unet_middle)
+
+    def segment_logits(self, x: torch.Tensor, x_hat: torch.Tensor) -> torch.Tensor:
+        return self.unet(torch.cat([x, x_hat], dim=1))
+
+    def anomaly_map(self, x: torch.Tensor) -> torch.Tensor:
+        """x in [0, 1], ``[B, C, S, S]`` -> map in [0, 1], ``[B, S, S]`` (the learned attention, no static ROI)."""
+        x_hat = self.generator.reconstruct(x)
+        return torch.sigmoid(self.segment_logits(x, x_hat)).squeeze(1)
+
+
+def smooth_and_score(maps: torch.Tensor, kernel: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``[B, H, W]`` maps -> (scores ``[B]`` = max of the kernel x kernel mean-filtered map, smoothed maps).
+
+    Zero padding at the border with count_include_pad, so the filter is one fixed conv the ONNX graph
+    and TensorRT run the same way.
+    """
+    smoothed = F.avg_pool2d(maps.unsqueeze(1), kernel, stride=1, padding=kernel // 2, count_include_pad=True)
+    smoothed = smoothed.squeeze(1)
+    return smoothed.flatten(1).amax(dim=1), smoothed
+
+
+def create_grdnet(cfg: GRDNetConfig) -> GRDNet:
+    net = cfg.net
+    if net.image_size % 2**net.stages:
+        raise ValueError(f"net.image_size {net.image_size} must be divisible by 2^stages = {2**net.stages}")
+    if net.image_size % 2 ** len(net.unet_widths):
+        raise ValueError(f"net.image_size {net.image_size} must be divisible by 2^{len(net.unet_widths)}")
+    return GRDNet(cfg)

@@ -1,0 +1,258 @@
+#!/usr/bin/env python3
+"""The one command-line entry of the GRD-Net inspection line (DESIGN.md 3.1). Thin: parses, delegates.
+
+Every command exits 0 on success and non-zero with a one-line reason on bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
+
+
+def command(name: str):
+    def deco(fn: Callable[[argparse.Namespace], int]):
+        COMMANDS[name] = fn
+        return fn
+
+    return deco
+
+
+@command("synth")
+def cmd_synth(a: argparse.Namespace) -> int:
+    from model.synth_dataset import write_vial_dataset
+
+    counts = write_vial_dataset(Path(a.out), a.train, a.test, a.seed, a.size)
+    print(f"wrote {sum(counts.values())} images to {a.out}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    return 0
+
+
+@command("train")
+def cmd_train(a: argparse.Namespace) -> int:
+    from model.config import load_config_file, load_preset
+    from model.train import train
+
+    cfg = load_config_file(Path(a.config)) if a.config else load_preset(a.preset)
+    if a.epochs is not None:
+        cfg.train.epochs = a.epochs
+    if a.bottleneck:
+        cfg.net.bottleneck = a.bottleneck
+    if a.roi_variant:
+        cfg.loss.roi_variant = a.roi_variant
+    meta = train(Path(a.data), Path(a.out), cfg, a.max_minutes, a.seed, whole_image_roi=a.whole_image_roi)
+    t = meta.training
+    print(
+        f"wrote {a.out}: id {meta.id}, {t['epochs_run']} epochs in {t['seconds']:.0f} s ({t['stop']}), "
+        f"threshold {meta.threshold:.4f}"
+    )
+    return 0
+
+
+@command("evaluate")
+def cmd_evaluate(a: argparse.Namespace) -> int:
+    from model.evaluate import evaluate_checkpoint, print_summary
+
+    result = evaluate_checkpoint(
+        Path(a.data),
+        Path(a.checkpoint),
+        use_test_roi=a.use_test_roi,
+        json_path=Path(a.json) if a.json else None,
+        report_dir=Path(a.report) if a.report else None,
+    )
+    print_summary(result)
+    return 0
+
+
+@command("export")
+def cmd_export(a: argparse.Namespace) -> int:
+    from engines.export import export_onnx
+
+    meta = export_onnx(Path(a.checkpoint), Path(a.out), a.max_batch, fp16=a.fp16)
+    print(f"wrote {a.out} ({meta.precision}, opset {meta.opset}, sha256 {meta.sha256[:12]}) and its sidecar")
+    return 0
+
+
+@command("build-engine")
+def cmd_build_engine(a: argparse.Namespace) -> int:
+    from engines.tensorrt_build import build_plan
+
+    build_plan(Path(a.onnx), Path(a.out), a.fp16, a.max_batch, Path(a.timing_cache) if a.timing_cache else None)
+    return 0
+
+
+@command("bench")
+def cmd_bench(a: argparse.Namespace) -> int:
+    import json
+
+    from engines.bench import bench_engines, open_all
+    from engines.select import DEFAULT_CACHE
+
+    if not a.engine_only:
+        print("error: the whole-line benchmark is not built yet; use --engine-only", file=sys.stderr)
+        return 2
+    batches = [int(b) for b in a.batches.split(",")]
+    engines = open_all(Path(a.checkpoint), DEFAULT_CACHE, max(batches), a.threads)
+    result = bench_engines(engines, batches, a.seconds)
+    for name, best in result["best"].items():
+        ratio = result.get("speedup_vs_torch_at_best_batch", {}).get(name)
+        print(
+            f"best {name}: {best['fps']:.1f} frames/s at batch {best['batch']}"
+            + (f" ({ratio:.2f}x torch eager)" if ratio else "")
+        )
+    if a.json:
+        Path(a.json).write_text(json.dumps({"engine_only": result}, indent=1))
+    return 0
+
+
+@command("demo")
+def cmd_demo(a: argparse.Namespace) -> int:
+    from pipeline.demo import run_demo
+
+    return run_demo(a.frames, a.fps, a.cameras, a.redis_url, a.engine, a.summary_json)
+
+
+@command("run")
+def cmd_run(a: argparse.Namespace) -> int:
+    from pipeline.config import load_line_config
+    from pipeline.processes import setup_logging
+    from pipeline.supervisor import Supervisor
+
+    setup_logging("supervisor")
+    return Supervisor(load_line_config(Path(a.config))).run_forever()
+
+
+@command("record")
+def cmd_record(a: argparse.Namespace) -> int:
+    from pipeline.recording import record
+
+    n = record(Path(a.out), a.frames, a.source, a.fps, a.cameras, a.defect_rate, a.seed, a.cti, a.device, a.path)
+    print(f"recorded {n} frames to {a.out}")
+    return 0
+
+
+@command("replay")
+def cmd_replay(a: argparse.Namespace) -> int:
+    from pipeline.recording import replay
+
+    return replay(Path(a.dir), a.rate, a.redis_url, a.engine, a.summary_json)
+
+
+def _line_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--redis-url", default="redis://127.0.0.1:6379/0", help="a local redis-server is started when none answers here"
+    )
+    p.add_argument("--engine", default="auto", choices=["auto", "tensorrt", "onnxruntime", "torch"])
+    p.add_argument("--summary-json", help="write the run's summary here")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="run_line.py", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="command")
+
+    d = sub.add_parser("demo", help="the embedded default: simulated vial cameras -> worker -> Redis")
+    d.add_argument("--frames", type=int, default=200, help="total frames over all cameras")
+    d.add_argument("--fps", type=float, default=10.0, help="per camera")
+    d.add_argument("--cameras", type=int, default=2)
+    _line_flags(d)
+
+    r = sub.add_parser("run", help="the live line as configured")
+    r.add_argument("--config", default="config/line.yaml")
+
+    rec = sub.add_parser("record", help="write a recorded stream (DESIGN 3.4) from a source")
+    rec.add_argument("--out", required=True)
+    rec.add_argument("--frames", type=int, required=True, help="total over all cameras")
+    rec.add_argument("--source", default="synthetic", choices=["synthetic", "genicam", "replay"])
+    rec.add_argument("--fps", type=float, default=10.0)
+    rec.add_argument("--cameras", type=int, default=1, help="synthetic cameras")
+    rec.add_argument("--defect-rate", type=float, default=0.1)
+    rec.add_argument("--seed", type=int, default=0)
+    rec.add_argument("--cti", help="GenTL producer (default: the simulated viky.cti)")
+    rec.add_argument("--device", help="GenICam device: serial number, id, or #index")
+    rec.add_argument("--path", help="replay source: a recorded stream or an image folder")
+
+    rp = sub.add_parser("replay", help="play a recorded stream or image folder through the line")
+    rp.add_argument("dir")
+    rp.add_argument("--rate", default="realtime", help="realtime | max | frames per second")
+    _line_flags(rp)
+
+    s = sub.add_parser("synth", help="write the synthetic vial product as a dataset (DESIGN 3.2)")
+    s.add_argument("--out", required=True)
+    s.add_argument("--train", type=int, default=200, help="train/good images")
+    s.add_argument("--test", type=int, default=120, help="test images (half good, half defective)")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--size", type=int, default=256, help="rendered side in px")
+
+    t = sub.add_parser("train", help="train GRD-Net; writes exactly --out (safetensors + JSON metadata)")
+    t.add_argument("--data", required=True)
+    t.add_argument("--out", required=True)
+    t.add_argument("--preset", default="cpu", help="model preset in config/models (cpu, paper)")
+    t.add_argument("--config", help="a model config YAML instead of a preset")
+    t.add_argument("--epochs", type=int)
+    t.add_argument("--max-minutes", type=float, help="stop at the last epoch boundary inside this budget")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--bottleneck", choices=["crae", "drae"])
+    t.add_argument("--roi-variant", type=int, choices=[1, 2, 3, 4], help="ROI loss ablation case (default 2)")
+    t.add_argument("--whole-image-roi", action="store_true", help="ignore ROI masks: ROI = the whole image")
+
+    e = sub.add_parser("evaluate", help="image/pixel AUROC, AUPRO, F1-max and operating-point rates")
+    e.add_argument("--data", required=True)
+    e.add_argument("--checkpoint", required=True)
+    e.add_argument("--json", help="write summary, per-class metrics and one row per test image")
+    e.add_argument("--report", help="folder for map overlays and the ROC plot")
+    e.add_argument(
+        "--use-test-roi",
+        action="store_true",
+        help="multiply maps by the test ROI masks (default: the learned attention alone)",
+    )
+
+    x = sub.add_parser("export", help="checkpoint -> ONNX inference graph, verified against PyTorch")
+    x.add_argument("--checkpoint", required=True)
+    x.add_argument("--out", required=True)
+    x.add_argument("--max-batch", type=int, default=16)
+    x.add_argument("--fp16", action="store_true", help="compute in half inside the graph (TensorRT 11 FP16)")
+
+    b = sub.add_parser("build-engine", help="ONNX graph -> TensorRT plan + sidecar (needs a GPU and TensorRT)")
+    b.add_argument("--onnx", required=True)
+    b.add_argument("--out", required=True)
+    b.add_argument("--fp16", action="store_true")
+    b.add_argument("--max-batch", type=int, default=16)
+    b.add_argument("--timing-cache", help="timing cache file reused between builds (default: beside --out)")
+
+    n = sub.add_parser("bench", help="latency and throughput (--engine-only: the engines alone)")
+    n.add_argument("--engine-only", action="store_true")
+    n.add_argument("--json")
+    n.add_argument("--checkpoint", default=str(_bundled()))
+    n.add_argument("--batches", default="1,2,4,8,16")
+    n.add_argument("--threads", type=int, help="CPU threads per engine (default: all cores)")
+    n.add_argument("--seconds", type=float, default=2.0, help="minimum timing per engine and batch")
+    return p
+
+
+def _bundled() -> Path:
+    from model.checkpoint import BUNDLED_CHECKPOINT
+
+    return BUNDLED_CHECKPOINT
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    name = args.command or "demo"
+    if name not in COMMANDS:
+        print(f"error: command {name!r} is not available yet", file=sys.stderr)
+        return 2
+    try:
+        return COMMANDS[name](args)
+    except (ValueError, OSError, KeyError, RuntimeError) as exc:  # DatasetError, CheckpointError, EngineError
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
