@@ -1,0 +1,1 @@
+"""The trained network compiled for production: one inference graph, engines behind one interface."""

@@ -1,0 +1,90 @@
+"""The CUDA side of the TensorRT engine, kept in one small module: a stream, pinned host buffers,
+device buffers, async copies. Uses cuda-python (``cuda.bindings.runtime``); swap this module to move to
+pycuda. Imported lazily: nothing here loads on a machine without a GPU.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def _cudart():
+    try:
+        from cuda.bindings import runtime as cudart  # cuda-python >= 12.6
+    except ImportError:  # older cuda-python layout
+        from cuda import cudart  # type: ignore[no-redef]
+    return cudart
+
+
+def _check(result):
+    """cuda-python returns (err, *values); raise on any error, return the values."""
+    err, *values = result if isinstance(result, tuple) else (result,)
+    if int(err) != 0:
+        cudart = _cudart()
+        _, name = cudart.cudaGetErrorName(err)
+        raise RuntimeError(f"CUDA error {name.decode() if isinstance(name, bytes) else name}")
+    return values[0] if len(values) == 1 else tuple(values)
+
+
+def gpu_info(device: int = 0) -> tuple[str, str]:
+    """(GPU name, compute capability "major.minor"); raises RuntimeError without a usable GPU."""
+    cudart = _cudart()
+    props = _check(cudart.cudaGetDeviceProperties(device))
+    name = props.name.decode().rstrip("\x00") if isinstance(props.name, bytes) else str(props.name)
+    return name, f"{props.major}.{props.minor}"
+
+
+def gpu_available() -> bool:
+    try:
+        return _check(_cudart().cudaGetDeviceCount()) > 0
+    except Exception:  # no cuda-python, no driver, no device: all mean "no GPU here"
+        return False
+
+
+class PinnedBuffer:
+    """Page-locked host memory viewed as a numpy array (fast, truly async copies)."""
+
+    def __init__(self, shape: tuple[int, ...], dtype: np.dtype) -> None:
+        cudart = _cudart()
+        self.nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
+        self.ptr = _check(cudart.cudaMallocHost(self.nbytes))
+        import ctypes
+
+        buf = (ctypes.c_byte * self.nbytes).from_address(int(self.ptr))
+        self.array = np.frombuffer(buf, dtype=dtype).reshape(shape)
+
+    def free(self) -> None:
+        if self.ptr:
+            _check(_cudart().cudaFreeHost(self.ptr))
+            self.ptr = 0
+
+
+class DeviceBuffer:
+    def __init__(self, nbytes: int) -> None:
+        self.nbytes = nbytes
+        self.ptr = _check(_cudart().cudaMalloc(nbytes))
+
+    def free(self) -> None:
+        if self.ptr:
+            _check(_cudart().cudaFree(self.ptr))
+            self.ptr = 0
+
+
+class Stream:
+    def __init__(self) -> None:
+        self.cudart = _cudart()
+        self.handle = _check(self.cudart.cudaStreamCreate())
+
+    def h2d(self, dst: DeviceBuffer, src: PinnedBuffer, nbytes: int) -> None:
+        kind = self.cudart.cudaMemcpyKind.cudaMemcpyHostToDevice
+        _check(self.cudart.cudaMemcpyAsync(dst.ptr, src.ptr, nbytes, kind, self.handle))
+
+    def d2h(self, dst: PinnedBuffer, src: DeviceBuffer, nbytes: int) -> None:
+        kind = self.cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost
+        _check(self.cudart.cudaMemcpyAsync(dst.ptr, src.ptr, nbytes, kind, self.handle))
+
+    def synchronize(self) -> None:
+        _check(self.cudart.cudaStreamSynchronize(self.handle))
+
+    def destroy(self) -> None:
+        _check(self.cudart.cudaStreamDestroy(self.handle))

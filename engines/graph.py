@@ -1,0 +1,35 @@
+"""The one inference graph (DESIGN.md 3.5), defined once in PyTorch; ONNX Runtime and TensorRT run it.
+
+frames uint8 ``[B, H, W, C]``, roi uint8 ``[B, H, W]`` (255 = inspect; all 255 when a camera has no static
+mask) -> scores float ``[B]``, maps float ``[B, H, W]``. Inside: cast and normalisation, generator,
+U-Net, ROI restriction (learned attention times the static mask), mean-filter smoothing, max.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from model.grdnet import GRDNet, smooth_and_score
+
+INPUT_NAMES = ("frames", "roi")
+OUTPUT_NAMES = ("scores", "maps")
+
+
+class InferenceGraph(nn.Module):
+    """``precision="fp16"`` computes in half inside the graph (inputs uint8, outputs float32 either way):
+    the FP16 graph a strongly typed TensorRT build needs, since TensorRT 11 has no FP16 builder flag."""
+
+    def __init__(self, model: GRDNet, precision: str = "fp32") -> None:
+        super().__init__()
+        if precision not in ("fp32", "fp16"):
+            raise ValueError(f"precision: expected fp32 or fp16, got {precision!r}")
+        self.dtype = torch.float16 if precision == "fp16" else torch.float32
+        self.model = model.eval().to(self.dtype)
+        self.kernel = model.cfg.inference.smoothing_kernel
+
+    def forward(self, frames: torch.Tensor, roi: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = frames.permute(0, 3, 1, 2).to(self.dtype) * (1.0 / 255.0)
+        amap = self.model.anomaly_map(x) * (roi.to(self.dtype) * (1.0 / 255.0))
+        scores, _ = smooth_and_score(amap, self.kernel)
+        return scores.to(torch.float32), amap.to(torch.float32)

@@ -1,0 +1,87 @@
+"""Choosing and opening an engine: ``auto`` = TensorRT when a GPU and TensorRT are present, else ONNX Runtime.
+
+Compiled artefacts for a checkpoint are cached under ``cache_dir/<checkpoint id>/`` so the line exports
+(and builds) once per model, not once per start.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+
+from engines.base import Engine, EngineError
+
+KINDS = ("auto", "tensorrt", "onnxruntime", "torch")
+DEFAULT_CACHE = Path(os.environ.get("GRDNET_CACHE", Path.home() / ".cache" / "grdnet-line"))
+
+
+def tensorrt_installed() -> bool:
+    return importlib.util.find_spec("tensorrt") is not None
+
+
+def choose_kind(requested: str, gpu: bool, tensorrt: bool) -> str:
+    """Pure: which engine ``requested`` means on a machine with/without a GPU and TensorRT."""
+    if requested not in KINDS:
+        raise ValueError(f"engine: expected one of {', '.join(KINDS)}, got {requested!r}")
+    if requested == "auto":
+        return "tensorrt" if gpu and tensorrt else "onnxruntime"
+    if requested == "tensorrt" and not (gpu and tensorrt):
+        missing = "a GPU" if not gpu else "TensorRT"
+        raise EngineError(f"engine tensorrt: this machine has no {missing}; use --engine onnxruntime or auto")
+    return requested
+
+
+def detect_kind(requested: str) -> str:
+    from engines.cuda_buffers import gpu_available
+
+    trt = tensorrt_installed()
+    return choose_kind(requested, gpu_available() if trt else False, trt)
+
+
+def ensure_onnx(checkpoint: Path, cache_dir: Path, max_batch: int, log=print) -> Path:
+    """The checkpoint's ONNX graph from the cache, exported (with its parity check) when missing or stale."""
+    from engines.export import export_onnx
+    from engines.sidecar import read_onnx_sidecar
+    from model.checkpoint import read_meta
+
+    meta = read_meta(checkpoint)
+    path = Path(cache_dir) / meta.id / f"model-b{max_batch}.onnx"
+    try:
+        read_onnx_sidecar(path)
+        return path
+    except EngineError:
+        log(f"exporting {checkpoint} to {path}")
+        export_onnx(checkpoint, path, max_batch, log=log)
+        return path
+
+
+def open_engine(
+    kind: str,
+    checkpoint: Path,
+    cache_dir: Path,
+    max_batch: int = 16,
+    threads: int | None = None,
+    plan: Path | None = None,
+    log=print,
+) -> Engine:
+    """Open the engine ``kind`` (after ``auto`` resolution) for ``checkpoint``."""
+    resolved = detect_kind(kind)
+    if resolved == "torch":
+        from engines.torch_engine import TorchEngine
+
+        return TorchEngine(checkpoint, max_batch, threads)
+    onnx_path = ensure_onnx(checkpoint, cache_dir, max_batch, log)
+    if resolved == "onnxruntime":
+        from engines.ort_engine import OnnxRuntimeEngine
+
+        return OnnxRuntimeEngine(onnx_path, threads, max_batch)
+    from engines.tensorrt_engine import TensorRTEngine
+
+    if plan is None:
+        plan = onnx_path.with_suffix(".plan")
+        if not plan.is_file():
+            from engines.tensorrt_build import build_plan
+
+            build_plan(onnx_path, plan, fp16=False, max_batch=max_batch, log=log)
+    return TensorRTEngine(plan)
