@@ -1,0 +1,1 @@
+"""The inspection line: sources, wire format, transport, batcher, worker, verdicts, recorder, supervisor."""

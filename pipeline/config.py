@@ -1,0 +1,156 @@
+"""The line's configuration (``config/line.yaml``), validated with pydantic; errors name the key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from model.checkpoint import BUNDLED_CHECKPOINT
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Slots(_Strict):
+    """Carousel positions: a frame's slot = first + (counter mod count)."""
+
+    first: int = 0
+    count: int = Field(24, ge=1)
+
+
+class Trigger(_Strict):
+    selector: str = "FrameStart"
+    mode: Literal["On", "Off"] = "On"
+    source: str = "Line0"
+    activation: str = "RisingEdge"
+
+
+class SyntheticSource(_Strict):
+    size: int = Field(256, ge=32)
+    defect_rate: float = Field(0.1, ge=0, le=1)
+    seed: int = 0
+
+
+class GenICamSource(_Strict):
+    cti: str | None = Field(None, description="GenTL producer; default: the genicam wheel's simulated viky.cti")
+    serial_number: str | None = None
+    device_id: str | None = None
+    index: int | None = Field(None, ge=0)
+    pixel_format: str | None = Field(None, description="Mono8, RGB8, BayerRG8, RGBa8 ...; None keeps the camera's")
+    width: int | None = None
+    height: int | None = None
+    offset_x: int | None = None
+    offset_y: int | None = None
+    exposure_us: float | None = None
+    gain_db: float | None = None
+    frame_rate: float | None = None
+    trigger: Trigger | None = None
+    fetch_timeout_s: float = Field(2.0, gt=0)
+    reconnect_min_s: float = Field(0.5, gt=0)
+    reconnect_max_s: float = Field(30.0, gt=0)
+
+
+class ReplaySource(_Strict):
+    path: str
+    rate: str = Field("realtime", description="realtime | max | a number of frames per second")
+    loop: bool = False
+
+    @model_validator(mode="after")
+    def _rate(self) -> ReplaySource:
+        if self.rate not in ("realtime", "max"):
+            try:
+                if float(self.rate) <= 0:
+                    raise ValueError
+            except ValueError:
+                raise ValueError(f"rate must be realtime, max or a positive number, got {self.rate!r}") from None
+        return self
+
+
+class CameraConfig(_Strict):
+    name: str = Field(min_length=1)
+    source: Literal["synthetic", "genicam", "replay"] = "synthetic"
+    fps: float = Field(10.0, gt=0, description="synthetic pace; genicam frame rate when frame_rate is unset")
+    slots: Slots = Field(default_factory=Slots)
+    synthetic: SyntheticSource = Field(default_factory=SyntheticSource)
+    genicam: GenICamSource | None = None
+    replay: ReplaySource | None = None
+    crop: tuple[int, int, int, int] | None = Field(None, description="x, y, width, height before resizing")
+    roi_mask: str | None = Field(None, description="static ROI PNG (255 = inspect) in frame coordinates")
+    threshold: float | None = Field(None, description="overrides the checkpoint's calibrated threshold")
+    max_frames: int | None = Field(None, ge=1, description="stop after this many frames (tests, demo)")
+
+    @model_validator(mode="after")
+    def _source_settings(self) -> CameraConfig:
+        if self.source == "replay" and self.replay is None:
+            raise ValueError("source replay needs a replay: {path: ...} section")
+        if self.source == "genicam" and self.genicam is None:
+            self.genicam = GenICamSource()
+        return self
+
+
+class Archive(_Strict):
+    enabled: bool = True
+    dir: str = "runs/rejects"
+    max_mb: float = Field(200.0, gt=0)
+
+
+class WorkerConfig(_Strict):
+    endpoints: list[str] = Field(default_factory=lambda: ["ipc:///tmp/grdnet-worker0.sock"], min_length=1)
+    checkpoint: str = str(BUNDLED_CHECKPOINT)
+    engine: Literal["auto", "tensorrt", "onnxruntime", "torch"] = "auto"
+    plan: str | None = None
+    threads: int | None = Field(None, ge=1)
+    max_batch: int = Field(4, ge=1)
+    max_wait_ms: float = Field(10.0, ge=0)
+    max_queue: int = Field(64, ge=1)
+    deadline_ms: float = Field(250.0, gt=0, description="acquisition to batch start; older frames are late")
+    hwm: int = Field(16, ge=1, description="ZeroMQ high-water mark: small, or latency becomes queueing")
+    archive: Archive = Field(default_factory=Archive)
+
+
+class RedisConfig(_Strict):
+    url: str = "redis://127.0.0.1:6379/0"
+    stream: str = "grdnet:verdicts"
+    maxlen: int = Field(1_000_000, ge=1)
+    buffer_max: int = Field(100_000, ge=1, description="verdicts kept in order while Redis is away")
+
+
+class MetricsConfig(_Strict):
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    worker_port: int = Field(9108, ge=0, description="worker i serves on worker_port + i; 0 = any free port")
+    camera_port: int = Field(9120, ge=0, description="camera i serves on camera_port + i; 0 = any free port")
+
+
+class LineConfig(_Strict):
+    cameras: list[CameraConfig] = Field(min_length=1)
+    worker: WorkerConfig = Field(default_factory=WorkerConfig)
+    redis: RedisConfig = Field(default_factory=RedisConfig)
+    metrics: MetricsConfig = Field(default_factory=MetricsConfig)
+    cache_dir: str | None = Field(None, description="compiled engines; default ~/.cache/grdnet-line")
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> LineConfig:
+        names = [c.name for c in self.cameras]
+        if len(set(names)) != len(names):
+            raise ValueError(f"camera names must be unique, got {names}")
+        return self
+
+
+def load_line_config(path: Path) -> LineConfig:
+    """Read and validate ``path``; a bad key gives ``path: cameras.0.fps: <why>``."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise ValueError(f"{path}: cannot read line config: {exc}") from exc
+    try:
+        return LineConfig.model_validate(raw or {})
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        key = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        raise ValueError(f"{path}: {key}: {err['msg']}") from exc

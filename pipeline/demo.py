@@ -1,0 +1,141 @@
+"""The embedded default (``python run_line.py``): simulated vial camera(s) -> ZeroMQ -> worker -> Redis with
+the bundled checkpoint, a live status line, and a summary at the end."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import redis
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from pipeline.config import CameraConfig, LineConfig, MetricsConfig, RedisConfig, SyntheticSource, WorkerConfig
+from pipeline.redis_local import ensure_redis
+from pipeline.stream_stats import StreamStats, last_id
+from pipeline.supervisor import Supervisor
+
+log = logging.getLogger("grdnet.demo")
+
+
+def split_frames(total: int, cameras: int) -> list[int]:
+    """``--frames`` is the total over all cameras: camera i takes its share (the first ones one more)."""
+    return [total // cameras + (1 if i < total % cameras else 0) for i in range(cameras)]
+
+
+def demo_config(frames: int, fps: float, cameras: int, redis_url: str, engine: str, stream: str) -> LineConfig:
+    shares = split_frames(frames, cameras)
+    sock = Path(tempfile.gettempdir()) / f"grdnet-demo-{os.getpid()}.sock"
+    return LineConfig(
+        cameras=[
+            CameraConfig(
+                name=f"cam{i}",
+                source="synthetic",
+                fps=fps,
+                max_frames=n,
+                synthetic=SyntheticSource(seed=i, defect_rate=0.1),
+            )
+            for i, n in enumerate(shares)
+            if n
+        ],
+        worker=WorkerConfig(endpoints=[f"ipc://{sock}"], engine=engine, max_batch=4, max_wait_ms=10, deadline_ms=250),
+        redis=RedisConfig(url=redis_url, stream=stream),
+        metrics=MetricsConfig(enabled=False),
+    )
+
+
+def status_line(stats: StreamStats, total: int, elapsed: float) -> str:
+    s = stats.summary()
+    reasons = " ".join(f"{k} {v}" for k, v in s["by_reason"].items()) or "-"
+    lat = s["latency_ms"]
+    p = "" if math.isnan(lat["p50"]) else f"  latency p50 {lat['p50']:.0f} ms p99 {lat['p99']:.0f} ms"
+    return (
+        f"verdicts {stats.verdicts}/{total}  [{reasons}]  {stats.verdicts / max(elapsed, 1e-9):.1f}/s{p}"
+        f"  {elapsed:.0f} s"
+    )
+
+
+def summary_table(s: dict) -> Table:
+    t = Table(title="GRD-Net line: summary")
+    t.add_column("what")
+    t.add_column("value", justify="right")
+    t.add_row("verdicts", str(s["verdicts"]))
+    for k, v in s["by_reason"].items():
+        t.add_row(f"  {k}", str(v))
+    for k, v in s["by_camera"].items():
+        t.add_row(f"  camera {k}", str(v))
+    t.add_row("throughput (frames/s)", f"{s['throughput_fps']:.1f}")
+    for k, v in s["latency_ms"].items():
+        t.add_row(f"acquisition to verdict {k} (ms)", f"{v:.1f}")
+    t.add_row("duplicate verdicts", str(s["duplicates"]))
+    return t
+
+
+def run_line_until(
+    cfg: LineConfig, total: int, timeout_s: float, record_dir: str | None = None, console: Console | None = None
+) -> dict:
+    """Start the line, follow the verdict stream until ``total`` verdicts (or timeout), drain, summarise."""
+    from engines.select import DEFAULT_CACHE, ensure_onnx
+
+    console = console or Console(stderr=True)
+    url, local = ensure_redis(cfg.redis.url)
+    if local:
+        console.print(f"started a local redis-server at {url}")
+        cfg = cfg.model_copy(update={"redis": cfg.redis.model_copy(update={"url": url})})
+    if cfg.worker.engine in ("auto", "onnxruntime"):  # export once here, not while frames wait
+        ensure_onnx(
+            Path(cfg.worker.checkpoint), Path(cfg.cache_dir or DEFAULT_CACHE), cfg.worker.max_batch, log=console.print
+        )
+    client = redis.Redis.from_url(url)
+    after = last_id(client, cfg.redis.stream)
+    stats = StreamStats()
+    sup = Supervisor(cfg, record_dir)
+    t0 = time.monotonic()
+    try:
+        sup.start()
+        with Live(status_line(stats, total, 0), console=console, refresh_per_second=4, transient=False) as live:
+            while stats.verdicts < total and time.monotonic() - t0 < timeout_s:
+                after = stats.read(client, cfg.redis.stream, after)
+                sup.poll()
+                live.update(status_line(stats, total, time.monotonic() - t0))
+                if not sup.alive():
+                    after = stats.read(client, cfg.redis.stream, after, block_ms=500)
+                    break
+    finally:
+        sup.stop()
+        stats.read(client, cfg.redis.stream, after, block_ms=100)
+        if local:
+            local.stop()
+    s = stats.summary()
+    s.update(expected=total, wall_s=round(time.monotonic() - t0, 2), redis_url=url, stream=cfg.redis.stream)
+    return s
+
+
+def run_demo(
+    frames: int,
+    fps: float,
+    cameras: int,
+    redis_url: str,
+    engine: str,
+    summary_json: str | None,
+    stream: str = "grdnet:verdicts",
+) -> int:
+    console = Console(stderr=True)
+    if frames < 1 or cameras < 1 or fps <= 0:
+        raise ValueError("--frames and --cameras must be >= 1 and --fps > 0")
+    cfg = demo_config(frames, fps, cameras, redis_url, engine, stream)
+    timeout = frames / (fps * cameras) + 180
+    s = run_line_until(cfg, frames, timeout, console=console)
+    Console().print(summary_table(s))
+    if summary_json:
+        Path(summary_json).write_text(json.dumps(s, indent=1))
+    if s["verdicts"] != frames:
+        console.print(f"[red]{s['verdicts']} verdicts for {frames} frames[/red]")
+        return 1
+    return 0

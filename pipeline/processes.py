@@ -1,0 +1,198 @@
+"""Process entry points: one per camera (source -> PUSH) and one per worker (PULL -> engine -> Redis).
+
+Both take the line config as JSON (validated again inside), stop cleanly on SIGTERM/SIGINT, and exit 0 when
+they finished their work; the supervisor restarts only a process that crashed.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import zmq
+
+from pipeline.config import CameraConfig, LineConfig
+
+log = logging.getLogger("grdnet")
+
+
+def setup_logging(name: str) -> None:
+    logging.basicConfig(
+        level=logging.INFO, stream=sys.stderr, format=f"%(asctime)s {name} %(levelname)s %(message)s", force=True
+    )
+
+
+class StopFlag:
+    """Set by SIGTERM/SIGINT; checked by the loops."""
+
+    def __init__(self) -> None:
+        self.set = False
+        signal.signal(signal.SIGTERM, self._handle)
+        signal.signal(signal.SIGINT, self._handle)
+
+    def _handle(self, signum, frame) -> None:
+        self.set = True
+
+
+def camera_source(cam: CameraConfig, index: int, on_reconnect=None) -> Iterator:
+    from pipeline.sources.frames import SourceFrame
+
+    if cam.source == "synthetic":
+        from pipeline.sources.synthetic import synthetic_frames
+
+        return (SourceFrame(px, t) for px, t in synthetic_frames(cam.synthetic, cam.fps, index))
+    if cam.source == "replay":
+        from pipeline.recorder import replay_frames
+
+        return replay_frames(cam.replay)
+    from pipeline.sources.genicam import GenICamCamera
+
+    return GenICamCamera(cam.genicam, cam.fps, on_reconnect).frames()
+
+
+def camera_main(cfg_json: str, index: int, record_dir: str | None = None) -> None:
+    from pipeline.metrics import CameraMetrics, serve
+    from pipeline.recorder import Recorder
+    from pipeline.wire import FrameHeader, encode
+
+    cfg = LineConfig.model_validate_json(cfg_json)
+    cam = cfg.cameras[index]
+    setup_logging(f"camera[{cam.name}]")
+    stop = StopFlag()
+    metrics = CameraMetrics()
+    if cfg.metrics.enabled:
+        port = serve(
+            metrics.registry, cfg.metrics.host, cfg.metrics.camera_port + index if cfg.metrics.camera_port else 0
+        )
+        log.info("metrics on http://%s:%d/metrics", cfg.metrics.host, port)
+    ctx = zmq.Context()
+    sock = ctx.socket(zmq.PUSH)
+    sock.setsockopt(zmq.SNDHWM, cfg.worker.hwm)
+    sock.setsockopt(zmq.SNDTIMEO, 2000)
+    sock.setsockopt(zmq.LINGER, 10_000)
+    for endpoint in cfg.worker.endpoints:
+        sock.connect(endpoint)
+    recorder = Recorder(Path(record_dir)) if record_dir else None
+    sent = seq = 0  # seq numbers every acquired frame, sent or not: frame ids only ever increase
+    source = camera_source(cam, index, lambda: metrics.reconnects.labels(cam.name).inc())
+    try:
+        for sf in source:
+            if stop.set:
+                break
+            counter, seq = seq, seq + 1
+            header = FrameHeader(
+                camera=sf.camera or cam.name,
+                frame_id=sf.frame_id if sf.frame_id is not None else counter,
+                slot=sf.slot if sf.slot is not None else cam.slots.first + counter % cam.slots.count,
+                t_acq_ns=sf.t_acq_ns,
+                shape=tuple(sf.pixels.shape),
+            )
+            try:
+                sock.send_multipart(encode(header, sf.pixels), copy=False)
+            except zmq.Again:
+                metrics.send_failed.labels(cam.name).inc()
+                log.error("no worker took frame %d within 2 s: it has no verdict", header.frame_id)
+                continue
+            if recorder:
+                recorder.write(header, sf.pixels)
+            metrics.frames_sent.labels(cam.name).inc()
+            sent += 1
+            if cam.max_frames and sent >= cam.max_frames:
+                break
+    finally:
+        if hasattr(source, "close"):
+            source.close()
+        if recorder:
+            recorder.close()
+        sock.close()  # LINGER: queued frames still go out
+        ctx.term()
+        log.info("stopped after %d frames", sent)
+
+
+def worker_main(cfg_json: str, index: int, ready=None) -> None:
+    from engines.select import DEFAULT_CACHE, open_engine
+    from model.checkpoint import read_meta
+    from pipeline.archive import RejectArchive
+    from pipeline.metrics import WorkerMetrics, serve
+    from pipeline.publisher import VerdictPublisher
+    from pipeline.worker import Worker
+
+    cfg = LineConfig.model_validate_json(cfg_json)
+    w = cfg.worker
+    setup_logging(f"worker[{index}]")
+    stop = StopFlag()
+    metrics = WorkerMetrics()
+    if cfg.metrics.enabled:
+        port = serve(
+            metrics.registry, cfg.metrics.host, cfg.metrics.worker_port + index if cfg.metrics.worker_port else 0
+        )
+        log.info("metrics on http://%s:%d/metrics", cfg.metrics.host, port)
+    meta = read_meta(Path(w.checkpoint))
+    engine = open_engine(
+        w.engine,
+        Path(w.checkpoint),
+        Path(cfg.cache_dir or DEFAULT_CACHE),
+        w.max_batch,
+        w.threads,
+        Path(w.plan) if w.plan else None,
+        log=log.info,
+    )
+    log.info("engine %s, model %s, threshold %.4f", engine.describe(), meta.id, meta.threshold)
+    publisher = VerdictPublisher(cfg.redis.url, cfg.redis.stream, cfg.redis.maxlen, cfg.redis.buffer_max, metrics)
+    archive = None
+    if w.archive.enabled:
+        archive = RejectArchive(Path(w.archive.dir), int(w.archive.max_mb * 2**20), on_skip=metrics.archive_skipped.inc)
+    worker = Worker(cfg, engine, meta.id, meta.threshold, publisher, metrics, archive)
+    ctx = zmq.Context()
+    sock = ctx.socket(zmq.PULL)
+    sock.setsockopt(zmq.RCVHWM, w.hwm)
+    sock.bind(w.endpoints[index])
+    if ready is not None:
+        ready.set()
+    run_worker(worker, sock, stop)
+    sock.close(linger=0)
+    ctx.term()
+    if archive:
+        archive.close()
+    log.info("stopped: %s", ", ".join(f"{k} {v}" for k, v in sorted(worker.counts.items())) or "no frames")
+
+
+def _drain_socket(worker, sock: zmq.Socket, limit: int = 1000) -> int:
+    n = 0
+    while n < limit:
+        try:
+            parts = sock.recv_multipart(zmq.NOBLOCK, copy=False)
+        except zmq.Again:
+            break
+        worker.on_message(parts, time.time_ns())
+        n += 1
+    return n
+
+
+def run_worker(
+    worker, sock: zmq.Socket, stop: StopFlag, quiet_ms: float = 300.0, flush_timeout_s: float = 15.0
+) -> None:
+    """Receive, batch, infer, publish until stopped; then drain: take what is still arriving until the socket
+    is quiet for ``quiet_ms``, judge everything queued, write every verdict."""
+    poller = zmq.Poller()
+    poller.register(sock, zmq.POLLIN)
+    while not stop.set:
+        wait = worker.batcher.wait_ns(time.time_ns())
+        timeout_ms = 100 if wait is None else wait / 1e6
+        if poller.poll(timeout_ms):
+            _drain_socket(worker, sock)
+        worker.step(time.time_ns())
+        worker.publisher.flush()
+    log.info("draining")
+    quiet_since = time.monotonic()
+    while (time.monotonic() - quiet_since) * 1e3 < quiet_ms:
+        if poller.poll(50) and _drain_socket(worker, sock):
+            quiet_since = time.monotonic()
+        worker.step(time.time_ns())
+    while len(worker.batcher):
+        worker.step(time.time_ns(), force=True)
+    worker.publisher.drain(flush_timeout_s)

@@ -1,0 +1,79 @@
+"""A local ``redis-server`` on a free loopback port: for the demo (when none answers at the URL) and tests."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from urllib.parse import urlparse
+
+import redis
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def answers(url: str, timeout_s: float = 0.5) -> bool:
+    try:
+        return bool(redis.Redis.from_url(url, socket_connect_timeout=timeout_s, socket_timeout=timeout_s).ping())
+    except (redis.ConnectionError, redis.TimeoutError, ValueError):
+        return False
+
+
+class LocalRedis:
+    """``redis-server`` bound to 127.0.0.1, no persistence; ``stop()``/``start()`` keep the same port."""
+
+    def __init__(self, port: int | None = None) -> None:
+        if shutil.which("redis-server") is None:
+            raise RuntimeError("redis-server not found: install it (Debian: apt-get install redis-server)")
+        self.port = port or free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.proc: subprocess.Popen | None = None
+        self.dir = tempfile.mkdtemp(prefix="grdnet-redis-")
+
+    def start(self, timeout_s: float = 10.0) -> LocalRedis:
+        self.proc = subprocess.Popen(
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                self.dir,
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        end = time.monotonic() + timeout_s
+        while not answers(self.url, 0.2):
+            if self.proc.poll() is not None or time.monotonic() > end:
+                raise RuntimeError(f"redis-server on port {self.port} did not start")
+            time.sleep(0.05)
+        return self
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
+        self.proc = None
+
+
+def ensure_redis(url: str) -> tuple[str, LocalRedis | None]:
+    """The URL when a server answers there; else, for a loopback URL, a local server started on a free port."""
+    if answers(url):
+        return url, None
+    host = urlparse(url).hostname or "127.0.0.1"
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        raise ValueError(f"no Redis answers at {url}")
+    server = LocalRedis().start()
+    return server.url, server

@@ -1,0 +1,30 @@
+"""The synthetic vial camera: the model's renderer as a live camera at a fixed rate and defect rate."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import numpy as np
+
+from model.vials import DEFECTS, render_vial_frame
+from pipeline.config import SyntheticSource
+
+
+def synthetic_frames(cfg: SyntheticSource, fps: float, camera_index: int = 0) -> Iterator[tuple[np.ndarray, int]]:
+    """Endless frames paced at ``fps`` on an absolute schedule (no drift); a defect in ``defect_rate`` of them."""
+    period_ns = int(1e9 / fps)
+    t_next = time.monotonic_ns()
+    i = 0
+    while True:
+        rng = np.random.default_rng([cfg.seed, camera_index, i])
+        defect = str(rng.choice(DEFECTS)) if rng.random() < cfg.defect_rate else None
+        frame = render_vial_frame(rng, cfg.size, defect).image
+        t_next += period_ns
+        delay = t_next - time.monotonic_ns()
+        if delay > 0:
+            time.sleep(delay / 1e9)
+        else:
+            t_next = time.monotonic_ns()  # fell behind: do not burst to catch up
+        yield frame, time.time_ns()
+        i += 1

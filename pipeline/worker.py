@@ -1,0 +1,204 @@
+"""The worker: validate every message, batch dynamically, infer, and answer every frame with one verdict.
+
+``Worker`` holds the decisions and is driven by ``on_message`` / ``step`` with explicit clocks, so it is
+tested without sockets; ``run_worker`` is the thin ZeroMQ loop around it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from engines.base import Engine
+from pipeline.archive import RejectArchive
+from pipeline.batcher import DynamicBatcher
+from pipeline.config import LineConfig
+from pipeline.metrics import WorkerMetrics
+from pipeline.prep import CameraPrep
+from pipeline.publisher import VerdictPublisher
+from pipeline.verdicts import Verdict, failed, judge
+from pipeline.wire import BadFrame, decode
+
+log = logging.getLogger("grdnet.worker")
+
+
+class RateLimitedLog:
+    """Logs the first event of a kind, then at most once per ``period_s`` with the count in between."""
+
+    def __init__(self, period_s: float = 10.0) -> None:
+        self.period_s, self.last, self.suppressed = period_s, {}, {}
+
+    def __call__(self, kind: str, message: str, now: float | None = None) -> bool:
+        now = time.monotonic() if now is None else now
+        if kind in self.last and now - self.last[kind] < self.period_s:
+            self.suppressed[kind] = self.suppressed.get(kind, 0) + 1
+            return False
+        extra = f" ({self.suppressed.pop(kind)} more since last report)" if self.suppressed.get(kind) else ""
+        log.warning("%s%s", message, extra)
+        self.last[kind] = now
+        return True
+
+
+@dataclass
+class Job:
+    camera: str
+    frame_id: int
+    slot: int
+    t_acq_ns: int
+    t_recv_ns: int
+    image: np.ndarray  # at the model's size
+    roi: np.ndarray
+    threshold: float
+
+
+class Worker:
+    def __init__(
+        self,
+        cfg: LineConfig,
+        engine: Engine,
+        model_id: str,
+        threshold: float,
+        publisher: VerdictPublisher,
+        metrics: WorkerMetrics | None = None,
+        archive: RejectArchive | None = None,
+    ) -> None:
+        w = cfg.worker
+        self.engine, self.model_id, self.default_threshold = engine, model_id, threshold
+        self.publisher, self.archive = publisher, archive
+        self.metrics = metrics or publisher.metrics
+        self.batcher: DynamicBatcher[Job] = DynamicBatcher(
+            min(w.max_batch, engine.max_batch), int(w.max_wait_ms * 1e6), max(w.max_queue, w.max_batch)
+        )
+        self.deadline_ns = int(w.deadline_ms * 1e6)
+        self.cameras = {c.name: c for c in cfg.cameras}
+        self.preps: dict[str, CameraPrep] = {}
+        self.warn = RateLimitedLog()
+        self.counts: dict[str, int] = {}
+
+    def _prep(self, camera: str) -> CameraPrep:
+        if camera not in self.preps:
+            if camera not in self.cameras:
+                self.warn(
+                    "unknown_camera",
+                    f"frames from camera {camera!r} not in the config: whole frame, "
+                    "no static ROI, the model's threshold",
+                )
+            self.preps[camera] = CameraPrep(self.cameras.get(camera), self.engine.image_size, self.engine.channels)
+        return self.preps[camera]
+
+    def _threshold(self, camera: str) -> float:
+        cam = self.cameras.get(camera)
+        return cam.threshold if cam and cam.threshold is not None else self.default_threshold
+
+    def _emit(self, verdicts: list[Verdict]) -> None:
+        for v in verdicts:
+            self.metrics.verdicts.labels(v.camera, v.reason).inc()
+            self.counts[v.reason] = self.counts.get(v.reason, 0) + 1
+        if verdicts:
+            self.publisher.publish(verdicts)
+
+    def _fail(self, reason: str, jobs: list[Job], now_ns: int) -> list[Verdict]:
+        return [
+            failed(reason, j.camera, j.frame_id, j.slot, j.t_acq_ns, now_ns, j.threshold, self.model_id) for j in jobs
+        ]
+
+    def on_message(self, parts: list, now_ns: int) -> None:
+        """Validate, prepare and queue one message; a bad one is counted, logged and answered when it can be."""
+        try:
+            frame = decode(parts)
+            job = Job(
+                frame.header.camera,
+                frame.header.frame_id,
+                frame.header.slot,
+                frame.header.t_acq_ns,
+                now_ns,
+                np.empty(0),
+                np.empty(0),
+                self._threshold(frame.header.camera),
+            )
+            try:
+                prep = self._prep(job.camera)
+                job.image, job.roi = prep(frame.pixels), prep.roi
+            except ValueError as exc:
+                raise BadFrame("pixels", str(exc), job.camera, job.slot, job.frame_id) from None
+        except BadFrame as bad:
+            self.metrics.bad_frames.labels(bad.kind).inc()
+            self.warn(f"bad:{bad.kind}", f"bad frame ({bad}); camera={bad.camera} slot={bad.slot}")
+            if bad.camera is not None and bad.slot is not None:
+                fid = bad.frame_id if bad.frame_id is not None else -1
+                self._emit(
+                    [
+                        failed(
+                            "bad_frame",
+                            bad.camera,
+                            fid,
+                            bad.slot,
+                            0,
+                            now_ns,
+                            self._threshold(bad.camera),
+                            self.model_id,
+                        )
+                    ]
+                )
+            return
+        self.metrics.frames_in.labels(job.camera).inc()
+        self.metrics.stage.labels("transport").observe(max(0, now_ns - job.t_acq_ns) / 1e9)
+        evicted = self.batcher.add(job, job.t_acq_ns, now_ns)
+        if evicted:
+            self.warn("overload", f"queue full ({self.batcher.max_queue}): {len(evicted)} oldest frames rejected")
+            self._emit(self._fail("overload", evicted, now_ns))
+        self.metrics.queue.set(len(self.batcher))
+
+    def step(self, now_ns: int, force: bool = False) -> int:
+        """Run one batch when one is due; returns the number of frames judged."""
+        batch, late = self.batcher.take(now_ns, self.deadline_ns, force)
+        verdicts = self._fail("late", late, now_ns) if late else []
+        if late:
+            self.warn("late", f"{len(late)} frames older than the {self.deadline_ns / 1e6:.0f} ms deadline rejected")
+        if batch:
+            verdicts += self._infer(batch, now_ns)
+        self._emit(verdicts)
+        self.metrics.queue.set(len(self.batcher))
+        return len(batch) + len(late)
+
+    def _infer(self, batch: list[Job], t_start_ns: int) -> list[Verdict]:
+        for j in batch:
+            self.metrics.stage.labels("queue").observe((t_start_ns - j.t_recv_ns) / 1e9)
+        self.metrics.batch_size.observe(len(batch))
+        frames = np.stack([j.image for j in batch])
+        roi = np.stack([j.roi for j in batch])
+        want_maps = self.archive is not None
+        try:
+            scores, maps = self.engine.infer(frames, roi, want_maps=want_maps)
+        except Exception as exc:  # any engine failure: reject the batch, keep the line running
+            self.metrics.engine_errors.inc()
+            self.warn("engine_error", f"engine failed on a batch of {len(batch)}: {exc!r}")
+            return self._fail("engine_error", batch, time.time_ns())
+        done = time.time_ns()
+        self.metrics.stage.labels("engine").observe((done - t_start_ns) / 1e9)
+        out = []
+        for i, j in enumerate(batch):
+            reason = judge(float(scores[i]), j.threshold)
+            path = None
+            if reason == "anomaly" and self.archive is not None and maps is not None:
+                p = self.archive.path_for(j.camera, j.frame_id)
+                path = str(p) if self.archive.submit(p, j.image, maps[i]) else None
+            out.append(
+                Verdict(
+                    j.camera,
+                    j.frame_id,
+                    j.slot,
+                    j.t_acq_ns,
+                    done,
+                    float(scores[i]),
+                    j.threshold,
+                    reason,
+                    self.model_id,
+                    path,
+                )
+            )
+            self.metrics.stage.labels("end_to_end").observe((done - j.t_acq_ns) / 1e9)
+        return out
