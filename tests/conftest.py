@@ -1,0 +1,74 @@
+"""Shared fixtures: a tiny rendered vial dataset, a tiny model config, a checkpoint trained for 2 epochs,
+and its exported ONNX graph. Real code paths throughout, kept small so the suite runs on 2 cores."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import pytest
+
+from model.config import GRDNetConfig, load_preset
+
+warnings.filterwarnings("ignore", category=DeprecationWarning)
+
+
+def tiny_config() -> GRDNetConfig:
+    cfg = load_preset("cpu")
+    cfg.net.image_size = 64
+    cfg.net.base_width = 8
+    cfg.net.unet_widths = [8, 16]
+    cfg.net.unet_middle = 16
+    cfg.net.latent_dim = 64
+    cfg.train.batch_size = 4
+    cfg.train.epochs = 2
+    cfg.train.min_holdout = 2
+    cfg.inference.smoothing_kernel = 5
+    return cfg
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory) -> Path:
+    from model.synth_dataset import write_vial_dataset
+
+    out = tmp_path_factory.mktemp("vials")
+    write_vial_dataset(out, n_train=12, n_test=8, seed=3, size=64)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tiny_data, tmp_path_factory) -> Path:
+    from model.train import train
+
+    out = tmp_path_factory.mktemp("ckpt") / "tiny.safetensors"
+    train(tiny_data, out, tiny_config(), seed=0, progress=False)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_onnx(tiny_checkpoint, tmp_path_factory) -> Path:
+    from engines.export import export_onnx
+
+    out = tmp_path_factory.mktemp("onnx") / "tiny.onnx"
+    export_onnx(tiny_checkpoint, out, max_batch=4, log=lambda *_: None)
+    return out
+
+
+@pytest.fixture(scope="session")
+def redis_server():
+    """A real redis-server on a free loopback port for the whole session."""
+    from pipeline.redis_local import LocalRedis
+
+    server = LocalRedis().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def fresh_redis():
+    """A redis-server of its own, for tests that stop and restart it."""
+    from pipeline.redis_local import LocalRedis
+
+    server = LocalRedis().start()
+    yield server
+    server.stop()

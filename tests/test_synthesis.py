@@ -1,0 +1,63 @@
+import numpy as np
+import pytest
+
+from model.config import SynthesisConfig
+from model.synthesis import perlin_noise, synthesize
+
+
+def _image(seed=0, size=64):
+    return np.random.default_rng(seed).random((size, size, 3)).astype(np.float32)
+
+
+def test_same_seed_same_output_and_other_seed_differs():
+    cfg = SynthesisConfig(probability=1.0)
+    a1, m1 = synthesize(_image(), np.random.default_rng(5), cfg)
+    a2, m2 = synthesize(_image(), np.random.default_rng(5), cfg)
+    a3, m3 = synthesize(_image(), np.random.default_rng(6), cfg)
+    assert np.array_equal(a1, a2) and np.array_equal(m1, m2)
+    assert not np.array_equal(m1, m3)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_mask_and_augmented_image_agree(seed):
+    cfg = SynthesisConfig(probability=1.0)
+    img = _image(seed)
+    aug, mask = synthesize(img, np.random.default_rng(seed), cfg)
+    assert set(np.unique(mask)) <= {0.0, 1.0}
+    outside = mask == 0
+    assert np.array_equal(aug[outside], img[outside]), "pixels outside the mask must be untouched"
+    if mask.any():
+        changed = np.abs(aug - img).max(axis=2) > 1e-6
+        assert changed[mask == 1].mean() > 0.5, "most masked pixels must change"
+
+
+def test_probability_zero_gives_empty_mask_and_same_image():
+    img = _image()
+    aug, mask = synthesize(img, np.random.default_rng(0), SynthesisConfig(probability=0.0))
+    assert not mask.any() and np.array_equal(aug, img)
+
+
+def test_tiny_masks_are_skipped():
+    cfg = SynthesisConfig(probability=1.0, min_area_fraction=1.01)  # no mask can cover more than the image
+    img = _image()
+    aug, mask = synthesize(img, np.random.default_rng(1), cfg)
+    assert not mask.any() and np.array_equal(aug, img)
+
+
+def test_perlin_noise_range_and_shape_check():
+    n = perlin_noise((64, 64), (4, 8), np.random.default_rng(0))
+    assert n.shape == (64, 64) and -1.5 < n.min() < 0 < n.max() < 1.5
+    with pytest.raises(ValueError, match="multiple"):
+        perlin_noise((60, 64), (8, 8), np.random.default_rng(0))
+
+
+def test_texture_folder_is_used(tmp_path):
+    import cv2
+
+    cv2.imwrite(str(tmp_path / "t.png"), np.full((32, 32, 3), (0, 0, 255), np.uint8))
+    from model.synthesis import load_textures
+
+    textures = load_textures(str(tmp_path), 64)
+    assert len(textures) == 1 and textures[0].shape == (64, 64, 3)
+    with pytest.raises(ValueError, match="texture folder not found"):
+        load_textures(str(tmp_path / "missing"), 64)

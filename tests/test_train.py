@@ -1,0 +1,73 @@
+import subprocess
+import sys
+
+import numpy as np
+import torch
+
+from model.checkpoint import load_checkpoint, read_meta
+from model.config import load_preset
+from model.grdnet import create_grdnet
+from model.train import make_optimisers, train, train_step
+from tests.conftest import tiny_config
+
+
+def test_tiny_training_lowers_the_loss_and_writes_a_loadable_checkpoint(tiny_checkpoint):
+    model, meta = load_checkpoint(tiny_checkpoint)
+    t = meta.training
+    assert t["epochs_run"] == 2
+    assert t["final"]["gen"] < t["first"]["gen"], "generator loss must fall over two epochs"
+    assert np.isfinite(meta.threshold) and meta.calibration.n_holdout >= 2
+    assert meta.threshold >= meta.calibration.holdout_quantile_score
+    assert meta.config.net.image_size == 64 and meta.id.startswith("grdnet-cpu-")
+    with torch.no_grad():
+        assert model.anomaly_map(torch.rand(1, 3, 64, 64)).shape == (1, 64, 64)
+
+
+def test_checkpoint_weights_load_with_weights_only_semantics(tiny_checkpoint):
+    # safetensors holds tensors and a JSON string only: nothing to unpickle
+    from safetensors import safe_open
+
+    with safe_open(str(tiny_checkpoint), framework="pt") as f:
+        assert set(f.metadata()) == {"grdnet"}
+        assert all(k.split(".")[0] in {"generator", "discriminator", "unet"} for k in f.keys())
+
+
+def test_train_writes_exactly_the_path_and_max_minutes_stops_at_an_epoch(tiny_data, tmp_path):
+    cfg = tiny_config()
+    cfg.train.epochs = 50
+    out = tmp_path / "out" / "m.safetensors"
+    meta = train(tiny_data, out, cfg, max_minutes=0.0001, seed=1, progress=False)
+    assert meta.training["epochs_run"] == 1 and "max-minutes" in meta.training["stop"]
+    assert sorted(p.name for p in out.parent.iterdir()) == ["m.safetensors"]
+    assert read_meta(out).id == meta.id
+
+
+def test_discriminator_is_reinitialised_when_its_loss_collapses():
+    cfg = load_preset("cpu")
+    cfg.net.image_size, cfg.net.base_width, cfg.net.unet_widths, cfg.net.unet_middle = 32, 4, [4], 8
+    cfg.loss.disc_reinit_below = 10.0  # any loss counts as collapsed
+    model = create_grdnet(cfg)
+    opts = make_optimisers(model, cfg)
+    before = [p.detach().clone() for p in model.discriminator.parameters()]
+    batch = (torch.rand(2, 3, 32, 32), torch.rand(2, 3, 32, 32), torch.zeros(2, 1, 32, 32), torch.ones(2, 1, 32, 32))
+    out = train_step(model, opts, batch, cfg)
+    assert out["d_reinit"] == 1.0 and not opts.disc.state
+    assert any(not torch.equal(a, b) for a, b in zip(before, model.discriminator.parameters(), strict=True))
+
+
+def test_train_cli_bad_data_is_one_line_nonzero(tmp_path):
+    r = subprocess.run(
+        [
+            sys.executable,
+            "run_line.py",
+            "train",
+            "--data",
+            str(tmp_path / "none"),
+            "--out",
+            str(tmp_path / "m.safetensors"),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode != 0
+    assert r.stderr.strip().count("\n") == 0 and "dataset folder not found" in r.stderr
