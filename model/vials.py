@@ -71,7 +71,7 @@ def _draw_defect(kind: str, centre: tuple[float, float], size: int, rng: np.rand
         xs = cx + np.cos(angle) * t * length - np.sin(angle) * bend * (0.25 - t**2)
         ys = cy + np.sin(angle) * t * length + np.cos(angle) * bend * (0.25 - t**2)
         pts = np.stack([xs, ys], 1).astype(np.int32)
-        cv2.polylines(m, [pts], False, 1.0, max(2, int(round(2.5 * scale))), cv2.LINE_AA)
+        cv2.polylines(m, [pts], False, 1.0, max(2, int(round(3 * scale))), cv2.LINE_AA)
     else:  # scratch: a straight, thin, long mark
         length = rng.uniform(30, 60) * scale
         angle = rng.uniform(0, np.pi)
@@ -161,13 +161,13 @@ def render_vial_frame(
             region = (cv2.dilate(roi, kernel) == 0) & (web > 0) & border & (yy > 0.15 * s) & (yy < 0.9 * s)
             allowed = cv2.dilate(roi, np.ones((5, 5), np.uint8)) == 0  # never touches a vial
         opacity = _draw_defect(defect, _pick_point(region, rng), s, rng) * allowed
-        if defect == "scratch" and rng.random() < 0.5:
-            colour = np.array([245, 245, 245], np.float32)  # a bright scratch
-        else:
-            colour = np.array([25, 22, 20], np.float32) * rng.uniform(0.8, 2.0)
         strength = rng.uniform(0.75, 1.0)
         a = (opacity * strength)[..., None]
-        img = img * (1 - a) + colour * a
+        if defect == "scratch":  # a scratch scatters light: darker than what is around it, on body and liquid alike
+            img = img * (1 - a) + img * rng.uniform(0.4, 0.6) * a
+        else:
+            colour = np.array([25, 22, 20], np.float32) * rng.uniform(0.8, 2.0)
+            img = img * (1 - a) + colour * a
         defect_mask = ((opacity > 0.25) * 255).astype(np.uint8)
 
     img = img + rng.normal(0, 2.0, img.shape)
