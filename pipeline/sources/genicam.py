@@ -4,6 +4,7 @@ camera that disappears is reconnected with exponential backoff, logged."""
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import time
@@ -20,6 +21,33 @@ def default_cti() -> str:
     import genicam
 
     return os.path.join(os.path.dirname(genicam.__file__), "viky.cti")
+
+
+_HARVESTERS: dict[str, object] = {}
+
+
+class ProducerNotFound(ValueError):
+    """The configured .cti file does not exist: a configuration error, not something to retry."""
+
+
+def harvester_for(cti: str):
+    """One Harvester per producer for the life of the process: a GenTL producer that was closed (``reset``)
+    does not list its devices again in the same process, so reconnecting must reuse the open one."""
+    from harvesters.core import Harvester
+
+    if cti not in _HARVESTERS:
+        h = Harvester()
+        h.add_file(cti)
+        _HARVESTERS[cti] = h
+        if len(_HARVESTERS) == 1:
+            atexit.register(_reset_all)
+    return _HARVESTERS[cti]
+
+
+def _reset_all() -> None:
+    for h in _HARVESTERS.values():
+        h.reset()
+    _HARVESTERS.clear()
 
 
 def search_key(cfg: GenICamSource) -> int | dict[str, str]:
@@ -80,26 +108,28 @@ class GenICamCamera:
     def __init__(self, cfg: GenICamSource, fps: float, on_reconnect: Callable[[], None] | None = None) -> None:
         self.cfg, self.fps = cfg, fps
         self.cti = cfg.cti or default_cti()
-        self.harvester = None
         self.ia = None
         self.on_reconnect = on_reconnect or (lambda: None)
         self.stopping = False
 
     def open(self) -> None:
-        from harvesters.core import Harvester
-
         if not os.path.isfile(self.cti):
-            raise ValueError(f"{self.cti}: GenTL producer (.cti) not found")
-        self.harvester = Harvester()
-        self.harvester.add_file(self.cti)
-        self.harvester.update()
-        if not self.harvester.device_info_list:
-            raise RuntimeError(f"{self.cti}: no GenICam device found")
-        self.ia = self.harvester.create(search_key(self.cfg))
+            raise ProducerNotFound(f"{self.cti}: GenTL producer (.cti) not found")
+        harvester = harvester_for(self.cti)
+        if not harvester.device_info_list:
+            harvester.update()
+        try:
+            self.ia = harvester.create(search_key(self.cfg))
+        except ValueError:  # not in the list: it may have come back since; update() releases open acquirers,
+            harvester.update()  # so it is only called when the device is missing
+            if not harvester.device_info_list:
+                raise RuntimeError(f"{self.cti}: no GenICam device found") from None
+            self.ia = harvester.create(search_key(self.cfg))
         apply_settings(self.ia.remote_device.node_map, node_settings(self.cfg, self.fps), log.warning)
         self.ia.start()
 
     def close(self) -> None:
+        """Release the device (the producer stays open for reconnects)."""
         if self.ia is not None:
             try:
                 self.ia.stop()
@@ -107,9 +137,6 @@ class GenICamCamera:
             except Exception as exc:  # a vanished camera may fail to stop; we are closing anyway
                 log.debug("closing camera: %s", exc)
             self.ia = None
-        if self.harvester is not None:
-            self.harvester.reset()
-            self.harvester = None
 
     def _fetch(self) -> SourceFrame | None:
         from genicam.gentl import TimeoutException
@@ -124,20 +151,24 @@ class GenICamCamera:
             return None  # no frame in time (e.g. no trigger): not a disconnect
 
     def frames(self) -> Iterator[SourceFrame]:
+        """Owned frames until ``stopping``; the device is released however the iteration ends."""
+        try:
+            yield from self._frames()
+        finally:
+            self.close()
+
+    def _frames(self) -> Iterator[SourceFrame]:
         backoff = self.cfg.reconnect_min_s
         while not self.stopping:
             if self.ia is None:
                 try:
                     self.open()
                     backoff = self.cfg.reconnect_min_s
-                except ValueError:
+                except ProducerNotFound:
                     raise
                 except Exception as exc:
-                    log.error("camera %s unavailable (%s); retrying in %.1f s", search_key(self.cfg), exc, backoff)
-                    self.close()
-                    time.sleep(backoff)
+                    self._retry_later(exc, backoff)
                     backoff = min(backoff * 2, self.cfg.reconnect_max_s)
-                    self.on_reconnect()
                     continue
             try:
                 frame = self._fetch()
@@ -147,4 +178,9 @@ class GenICamCamera:
                 continue
             if frame is not None:
                 yield frame
+
+    def _retry_later(self, exc: Exception, backoff: float) -> None:
+        log.error("camera %s unavailable (%s); retrying in %.1f s", search_key(self.cfg), exc, backoff)
         self.close()
+        time.sleep(backoff)
+        self.on_reconnect()
