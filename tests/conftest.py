@@ -72,3 +72,13 @@ def fresh_redis():
     server = LocalRedis().start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def engine_cache(tiny_checkpoint, tmp_path_factory) -> Path:
+    """The tiny checkpoint's ONNX graph exported once into an engine cache the line's workers share."""
+    from engines.select import ensure_onnx
+
+    cache = tmp_path_factory.mktemp("engine-cache")
+    ensure_onnx(tiny_checkpoint, cache, 4, log=lambda *_: None)
+    return cache

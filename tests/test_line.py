@@ -1,0 +1,123 @@
+"""The line end to end with real processes: supervisor, camera processes, ZeroMQ, worker, redis-server."""
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import redis
+import yaml
+
+from pipeline.config import CameraConfig, LineConfig, MetricsConfig, RedisConfig, ReplaySource, WorkerConfig
+from pipeline.demo import run_line_until
+
+CONTRACT = {"camera", "frame_id", "slot", "t_acq_ns", "t_verdict_ns", "score", "threshold", "reject", "reason", "model"}
+
+
+def _cfg(tmp_path, url, stream, checkpoint, cache, cameras, **worker):
+    return LineConfig(
+        cameras=cameras,
+        worker=WorkerConfig(
+            endpoints=[f"ipc://{tmp_path}/w0.sock"],
+            checkpoint=str(checkpoint),
+            engine="onnxruntime",
+            threads=1,
+            archive={"dir": str(tmp_path / "rejects")},
+            **worker,
+        ),
+        redis=RedisConfig(url=url, stream=stream),
+        metrics=MetricsConfig(enabled=False),
+        cache_dir=str(cache),
+    )
+
+
+def _rows(url, stream):
+    return [{k.decode(): v.decode() for k, v in f.items()} for _, f in redis.Redis.from_url(url).xrange(stream)]
+
+
+def test_n_frames_in_exactly_n_verdicts_out(tmp_path, redis_server, tiny_checkpoint, engine_cache):
+    cams = [CameraConfig(name=f"cam{i}", fps=20, max_frames=6, synthetic={"seed": i, "size": 96}) for i in range(2)]
+    cfg = _cfg(tmp_path, redis_server.url, "e2e:n", tiny_checkpoint, engine_cache, cams)
+    summary = run_line_until(cfg, 12, timeout_s=120)
+    rows = _rows(redis_server.url, "e2e:n")
+    assert len(rows) == 12 and summary["verdicts"] == 12 and summary["duplicates"] == 0
+    assert len({(r["camera"], r["frame_id"]) for r in rows}) == 12
+    assert all(set(r) >= CONTRACT for r in rows)
+    for cam in ("cam0", "cam1"):
+        ids = sorted(int(r["frame_id"]) for r in rows if r["camera"] == cam)
+        assert ids == list(range(6))
+
+
+def test_replay_gives_the_live_verdicts(tmp_path, redis_server, tiny_checkpoint, engine_cache):
+    cams = [CameraConfig(name="cam0", fps=20, max_frames=8, synthetic={"seed": 5, "size": 96, "defect_rate": 0.5})]
+    live_cfg = _cfg(tmp_path, redis_server.url, "e2e:live", tiny_checkpoint, engine_cache, cams)
+    run_line_until(live_cfg, 8, timeout_s=120, record_dir=str(tmp_path / "rec"))
+    recorded = tmp_path / "rec" / "cam0"
+    assert len((recorded / "stream.jsonl").read_text().splitlines()) == 8
+    replay_cams = [CameraConfig(name="replay", source="replay", replay=ReplaySource(path=str(recorded), rate="max"))]
+    replay_cfg = _cfg(
+        tmp_path, redis_server.url, "e2e:replay", tiny_checkpoint, engine_cache, replay_cams, deadline_ms=3.6e6
+    )
+    run_line_until(replay_cfg, 8, timeout_s=120)
+    live = {(r["camera"], r["frame_id"]): r for r in _rows(redis_server.url, "e2e:live")}
+    again = {(r["camera"], r["frame_id"]): r for r in _rows(redis_server.url, "e2e:replay")}
+    assert set(live) == set(again) and len(live) == 8
+    for key, r in live.items():
+        assert (r["reason"], r["slot"]) == (again[key]["reason"], again[key]["slot"])
+        assert abs(float(r["score"]) - float(again[key]["score"])) < 1e-5
+
+
+def test_sigterm_drains_without_losing_a_verdict(tmp_path, redis_server, tiny_checkpoint, engine_cache):
+    cfg = _cfg(
+        tmp_path,
+        redis_server.url,
+        "e2e:term",
+        tiny_checkpoint,
+        engine_cache,
+        [
+            CameraConfig(name="cam0", fps=15, synthetic={"size": 96}),
+            CameraConfig(name="cam1", fps=15, synthetic={"size": 96, "seed": 1}),
+        ],
+    )
+    path = tmp_path / "line.yaml"
+    path.write_text(yaml.safe_dump(cfg.model_dump(mode="json")))
+    proc = subprocess.Popen(
+        [sys.executable, "run_line.py", "run", "--config", str(path)], stderr=subprocess.PIPE, text=True
+    )
+    client = redis.Redis.from_url(redis_server.url)
+    end = time.monotonic() + 120
+    while client.xlen("e2e:term") < 10 and time.monotonic() < end:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err[-2000:]
+    sent = sum(int(n) for n in re.findall(r"stopped after (\d+) frames", err))
+    rows = _rows(redis_server.url, "e2e:term")
+    assert sent >= 10 and len(rows) == sent, f"{sent} frames sent, {len(rows)} verdicts"
+    assert len({(r["camera"], r["frame_id"]) for r in rows}) == sent
+
+
+def test_genicam_camera_through_the_line(tmp_path, redis_server, tiny_checkpoint, engine_cache):
+    cams = [CameraConfig(name="viky", source="genicam", fps=20, max_frames=6, genicam={"serial_number": "2"})]
+    cfg = _cfg(tmp_path, redis_server.url, "e2e:gc", tiny_checkpoint, engine_cache, cams)
+    run_line_until(cfg, 6, timeout_s=120)
+    rows = _rows(redis_server.url, "e2e:gc")
+    assert sorted(int(r["frame_id"]) for r in rows) == list(range(6)) and all(r["camera"] == "viky" for r in rows)
+
+
+def test_bad_line_config_names_the_key(tmp_path):
+    path = tmp_path / "line.yaml"
+    path.write_text("cameras:\n  - name: a\n    fps: -3\n")
+    r = subprocess.run([sys.executable, "run_line.py", "run", "--config", str(path)], capture_output=True, text=True)
+    assert r.returncode != 0 and "cameras.0.fps" in r.stderr and r.stderr.strip().count("\n") == 0
+
+
+def test_the_example_line_config_is_valid():
+    from pipeline.config import load_line_config
+
+    cfg = load_line_config(Path("config/line.yaml"))
+    assert {c.source for c in cfg.cameras} == {"genicam", "synthetic"}
+    assert os.path.basename(cfg.worker.checkpoint) == "grdnet-vials-cpu.safetensors"
