@@ -110,6 +110,7 @@ class WorkerConfig(_Strict):
     deadline_ms: float = Field(250.0, gt=0, description="acquisition to batch start; older frames are late")
     hwm: int = Field(16, ge=1, description="ZeroMQ high-water mark: small, or latency becomes queueing")
     archive: Archive = Field(default_factory=Archive)
+    timing_log: str | None = Field(None, description="JSONL of per-frame stage times (benchmarks); None = off")
 
 
 class RedisConfig(_Strict):

@@ -158,6 +158,8 @@ def worker_main(cfg_json: str, index: int, ready=None) -> None:
     ctx.term()
     if archive:
         archive.close()
+    if worker.timing:
+        worker.timing.close()
     log.info("stopped: %s", ", ".join(f"{k} {v}" for k, v in sorted(worker.counts.items())) or "no frames")
 
 

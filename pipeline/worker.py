@@ -6,6 +6,7 @@ tested without sockets; ``run_worker`` is the thin ZeroMQ loop around it.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from dataclasses import dataclass
@@ -40,6 +41,30 @@ class RateLimitedLog:
         log.warning("%s%s", message, extra)
         self.last[kind] = now
         return True
+
+
+class TimingLog:
+    """Per-frame stage times as JSONL (acquired, received, batch start, engine done, written), for benchmarks."""
+
+    def __init__(self, path: str) -> None:
+        self.file = open(path, "a", buffering=1 << 16)  # noqa: SIM115 - closed in close()
+
+    def write(self, jobs: list[Job], t_batch: int, t_done: int, t_written: int) -> None:
+        for j in jobs:
+            row = {
+                "camera": j.camera,
+                "frame_id": j.frame_id,
+                "t_acq": j.t_acq_ns,
+                "t_recv": j.t_recv_ns,
+                "t_batch": t_batch,
+                "t_engine": t_done,
+                "t_written": t_written,
+                "batch": len(jobs),
+            }
+            self.file.write(json.dumps(row, separators=(",", ":")) + "\n")
+
+    def close(self) -> None:
+        self.file.close()
 
 
 @dataclass
@@ -77,6 +102,7 @@ class Worker:
         self.preps: dict[str, CameraPrep] = {}
         self.warn = RateLimitedLog()
         self.counts: dict[str, int] = {}
+        self.timing = TimingLog(w.timing_log) if w.timing_log else None
 
     def _prep(self, camera: str) -> CameraPrep:
         if camera not in self.preps:
@@ -158,9 +184,16 @@ class Worker:
         verdicts = self._fail("late", late, now_ns) if late else []
         if late:
             self.warn("late", f"{len(late)} frames older than the {self.deadline_ns / 1e6:.0f} ms deadline rejected")
+        t_done = now_ns
         if batch:
             verdicts += self._infer(batch, now_ns)
+            t_done = verdicts[-1].t_verdict_ns
         self._emit(verdicts)
+        if batch:
+            t_written = time.time_ns()
+            self.metrics.stage.labels("written").observe((t_written - t_done) / 1e9)
+            if self.timing:
+                self.timing.write(batch, now_ns, t_done, t_written)
         self.metrics.queue.set(len(self.batcher))
         return len(batch) + len(late)
 
