@@ -92,8 +92,31 @@ def cmd_bench(a: argparse.Namespace) -> int:
     from engines.select import DEFAULT_CACHE
 
     if not a.engine_only:
-        print("error: the whole-line benchmark is not built yet; use --engine-only", file=sys.stderr)
-        return 2
+        from pipeline.bench import BenchSettings, print_tables, run_bench, write_json
+
+        sweeps = () if a.sweep == "none" else tuple(x.strip() for x in a.sweep.split(","))
+        settings = BenchSettings(
+            checkpoint=a.checkpoint,
+            cache_dir=str(DEFAULT_CACHE),
+            engine=a.engine,
+            threads=a.threads,
+            cameras=a.cameras,
+            max_batch=a.max_batch,
+            max_wait_ms=a.max_wait_ms,
+            default_rate=a.rate,
+            seconds=a.point_seconds,
+            sweeps=sweeps,
+            redis_url=a.redis_url,
+        )
+        result = run_bench(settings)
+        print_tables(result)
+        if a.json:
+            write_json(result, Path(a.json))
+        if a.report:
+            from pipeline.bench_report import write_report
+
+            write_report(result, Path(a.report))
+        return 0
     batches = [int(b) for b in a.batches.split(",")]
     engines = open_all(Path(a.checkpoint), DEFAULT_CACHE, max(batches), a.threads)
     result = bench_engines(engines, batches, a.seconds)
@@ -228,7 +251,16 @@ def build_parser() -> argparse.ArgumentParser:
     n.add_argument("--checkpoint", default=str(_bundled()))
     n.add_argument("--batches", default="1,2,4,8,16")
     n.add_argument("--threads", type=int, help="CPU threads per engine (default: all cores)")
-    n.add_argument("--seconds", type=float, default=2.0, help="minimum timing per engine and batch")
+    n.add_argument("--seconds", type=float, default=2.0, help="--engine-only: minimum timing per engine and batch")
+    n.add_argument("--report", help="folder for a Markdown summary and PNG plots")
+    n.add_argument("--engine", default="auto", choices=["auto", "tensorrt", "onnxruntime", "torch"])
+    n.add_argument("--cameras", type=int, default=2)
+    n.add_argument("--rate", type=float, default=20.0, help="default offered rate, frames/s over all cameras")
+    n.add_argument("--max-batch", type=int, default=4)
+    n.add_argument("--max-wait-ms", type=float, default=2.0)
+    n.add_argument("--point-seconds", type=float, default=8.0, help="how long each offered rate runs")
+    n.add_argument("--sweep", default="rate,batch,wait", help="rate, batch, wait (comma separated) or none")
+    n.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
     return p
 
 

@@ -33,6 +33,7 @@ class SyntheticSource(_Strict):
     size: int = Field(256, ge=32)
     defect_rate: float = Field(0.1, ge=0, le=1)
     seed: int = 0
+    pool: int = Field(0, ge=0, description="0: render every frame; N: render N frames once and cycle (benchmarks)")
 
 
 class GenICamSource(_Strict):
@@ -110,7 +111,6 @@ class WorkerConfig(_Strict):
     deadline_ms: float = Field(250.0, gt=0, description="acquisition to batch start; older frames are late")
     hwm: int = Field(16, ge=1, description="ZeroMQ high-water mark: small, or latency becomes queueing")
     archive: Archive = Field(default_factory=Archive)
-    timing_log: str | None = Field(None, description="JSONL of per-frame stage times (benchmarks); None = off")
 
 
 class RedisConfig(_Strict):
@@ -133,6 +133,7 @@ class LineConfig(_Strict):
     redis: RedisConfig = Field(default_factory=RedisConfig)
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
     cache_dir: str | None = Field(None, description="compiled engines; default ~/.cache/grdnet-line")
+    timing_dir: str | None = Field(None, description="per-frame stage times as JSONL per process (benchmarks)")
 
     @model_validator(mode="after")
     def _unique_names(self) -> LineConfig:

@@ -33,7 +33,7 @@ def split_frames(total: int, cameras: int) -> list[int]:
 def demo_config(frames: int, fps: float, cameras: int, redis_url: str, engine: str, stream: str) -> LineConfig:
     shares = split_frames(frames, cameras)
     sock = Path(tempfile.gettempdir()) / f"grdnet-demo-{os.getpid()}.sock"
-    timing = Path(tempfile.mkdtemp(prefix="grdnet-demo-")) / "timing.jsonl"
+    timing = tempfile.mkdtemp(prefix="grdnet-demo-timing-")
     return LineConfig(
         cameras=[
             CameraConfig(
@@ -54,10 +54,10 @@ def demo_config(frames: int, fps: float, cameras: int, redis_url: str, engine: s
             max_batch=min(max(cameras, 1), 8),
             max_wait_ms=2,
             deadline_ms=250,
-            timing_log=str(timing),
         ),
         redis=RedisConfig(url=redis_url, stream=stream),
         metrics=MetricsConfig(enabled=False),
+        timing_dir=timing,
     )
 
 
@@ -135,8 +135,8 @@ def run_line_until(
             local.stop()
     s = stats.summary()
     s.update(expected=total, wall_s=round(time.monotonic() - t0, 2), redis_url=url, stream=cfg.redis.stream)
-    if cfg.worker.timing_log:
-        s["timing"] = summarise(read_timing(Path(cfg.worker.timing_log)))
+    if cfg.timing_dir:
+        s["timing"] = summarise(read_timing(Path(cfg.timing_dir)))
     return s
 
 

@@ -6,6 +6,7 @@ they finished their work; the supervisor restarts only a process that crashed.
 
 from __future__ import annotations
 
+import json
 import logging
 import signal
 import sys
@@ -77,6 +78,7 @@ def camera_main(cfg_json: str, index: int, record_dir: str | None = None) -> Non
     for endpoint in cfg.worker.endpoints:
         sock.connect(endpoint)
     recorder = Recorder(Path(record_dir)) if record_dir else None
+    timing = open(Path(cfg.timing_dir) / f"camera-{cam.name}.jsonl", "a") if cfg.timing_dir else None  # noqa: SIM115
     sent = seq = 0  # seq numbers every acquired frame, sent or not: frame ids only ever increase
     source = camera_source(cam, index, lambda: metrics.reconnects.labels(cam.name).inc())
     try:
@@ -97,6 +99,11 @@ def camera_main(cfg_json: str, index: int, record_dir: str | None = None) -> Non
                 metrics.send_failed.labels(cam.name).inc()
                 log.error("no worker took frame %d within 2 s: it has no verdict", header.frame_id)
                 continue
+            if timing:
+                timing.write(
+                    f'{{"camera":{json.dumps(header.camera)},"frame_id":{header.frame_id},'
+                    f'"t_acq":{header.t_acq_ns},"t_sent":{time.time_ns()}}}\n'
+                )
             if recorder:
                 recorder.write(header, sf.pixels)
             metrics.frames_sent.labels(cam.name).inc()
@@ -108,6 +115,8 @@ def camera_main(cfg_json: str, index: int, record_dir: str | None = None) -> Non
             source.close()
         if recorder:
             recorder.close()
+        if timing:
+            timing.close()
         sock.close()  # LINGER: queued frames still go out
         ctx.term()
         log.info("stopped after %d frames", sent)
@@ -118,7 +127,7 @@ def worker_main(cfg_json: str, index: int, ready=None) -> None:
     from model.checkpoint import read_meta
     from pipeline.archive import RejectArchive
     from pipeline.metrics import WorkerMetrics, serve
-    from pipeline.publisher import VerdictPublisher
+    from pipeline.publisher import ThreadedPublisher, VerdictPublisher
     from pipeline.worker import Worker
 
     cfg = LineConfig.model_validate_json(cfg_json)
@@ -142,11 +151,17 @@ def worker_main(cfg_json: str, index: int, ready=None) -> None:
         log=log.info,
     )
     log.info("engine %s, model %s, threshold %.4f", engine.describe(), meta.id, meta.threshold)
-    publisher = VerdictPublisher(cfg.redis.url, cfg.redis.stream, cfg.redis.maxlen, cfg.redis.buffer_max, metrics)
+    publisher = ThreadedPublisher(
+        VerdictPublisher(cfg.redis.url, cfg.redis.stream, cfg.redis.maxlen, cfg.redis.buffer_max, metrics)
+    )
     archive = None
     if w.archive.enabled:
         archive = RejectArchive(Path(w.archive.dir), int(w.archive.max_mb * 2**20), on_skip=metrics.archive_skipped.inc)
     worker = Worker(cfg, engine, meta.id, meta.threshold, publisher, metrics, archive)
+    if cfg.timing_dir:
+        from pipeline.worker import TimingLog
+
+        worker.timing = TimingLog(str(Path(cfg.timing_dir) / f"worker-{index}.jsonl"))
     ctx = zmq.Context()
     sock = ctx.socket(zmq.PULL)
     sock.setsockopt(zmq.RCVHWM, w.hwm)

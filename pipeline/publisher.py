@@ -8,8 +8,11 @@ make a retried batch appear twice (at-least-once): the tracker keys on (camera, 
 from __future__ import annotations
 
 import logging
+import queue
+import threading
 import time
 from collections import deque
+from collections.abc import Callable
 
 import redis
 
@@ -39,9 +42,13 @@ class VerdictPublisher:
         self.next_try = 0.0
         self.up = True
         self.dropped = 0
+        self.on_written: deque[Callable[[int], None]] = deque()
 
-    def publish(self, verdicts: list[Verdict]) -> bool:
-        """Queue then write; True when everything queued so far reached Redis."""
+    def publish(self, verdicts: list[Verdict], on_written: Callable[[int], None] | None = None) -> bool:
+        """Queue then write; True when everything queued so far reached Redis. ``on_written(t_ns)`` is called
+        once these verdicts (and all before them) are in Redis."""
+        if on_written is not None:
+            self.on_written.append(on_written)
         for v in verdicts:
             if len(self.buffer) >= self.buffer_max:
                 self.buffer.popleft()
@@ -79,6 +86,9 @@ class VerdictPublisher:
             log.warning("Redis at %s back: buffered verdicts written", self.url)
         self.up = True
         self._gauge()
+        t_written = time.time_ns()
+        while self.on_written:
+            self.on_written.popleft()(t_written)
         return True
 
     def drain(self, timeout_s: float) -> bool:
@@ -94,3 +104,60 @@ class VerdictPublisher:
     def _gauge(self) -> None:
         self.metrics.redis_buffer.set(len(self.buffer))
         self.metrics.redis_up.set(1 if self.up else 0)
+
+
+class ThreadedPublisher:
+    """The same publisher on a thread of its own, so the Redis round trip (~1-2 ms per batch on a loaded
+    2-core machine) overlaps the next inference instead of adding to it. Order is kept: one thread, FIFO."""
+
+    def __init__(self, inner: VerdictPublisher) -> None:
+        self.inner = inner
+        self.metrics = inner.metrics
+        self.jobs: queue.Queue = queue.Queue()
+        self.thread = threading.Thread(target=self._loop, name="verdict-publisher", daemon=True)
+        self.thread.start()
+
+    def publish(self, verdicts: list[Verdict], on_written: Callable[[int], None] | None = None) -> bool:
+        self.jobs.put((verdicts, on_written))
+        return True
+
+    def flush(self, force: bool = False) -> bool:
+        return True  # the thread flushes
+
+    @property
+    def buffer(self) -> deque:
+        return self.inner.buffer
+
+    def _loop(self) -> None:
+        while True:
+            try:
+                job = self.jobs.get(timeout=self.inner.retry_s)
+            except queue.Empty:
+                self.inner.flush()  # retry a buffered backlog while Redis is away
+                continue
+            if job is None:
+                return
+            batch, callbacks = list(job[0]), [job[1]]
+            while True:  # take whatever else is waiting: one round trip for all of it
+                try:
+                    more = self.jobs.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    self.jobs.put(None)
+                    break
+                batch += more[0]
+                callbacks.append(more[1])
+            cbs = [c for c in callbacks if c is not None]
+
+            def done(t_ns: int, cbs=cbs) -> None:
+                for c in cbs:
+                    c(t_ns)
+
+            self.inner.publish(batch, done if cbs else None)
+
+    def drain(self, timeout_s: float) -> bool:
+        """Write everything handed over so far (waiting for Redis up to ``timeout_s``), then stop the thread."""
+        self.jobs.put(None)
+        self.thread.join(timeout=timeout_s)
+        return self.inner.drain(timeout_s)

@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 
 STAGES = {  # name: (from, to)
-    "transport": ("t_acq", "t_recv"),  # camera stamp -> worker received (ZeroMQ, decode)
+    "send": ("t_acq", "t_sent"),  # camera stamp -> handed to ZeroMQ (header, send call)
+    "transport": ("t_sent", "t_recv"),  # ZeroMQ -> the worker reads it (includes waiting while it infers)
     "queue": ("t_recv", "t_batch"),  # received -> its batch starts (batching wait, earlier batches)
     "engine": ("t_batch", "t_engine"),  # batch start -> inference done (preprocess stack + engine)
     "write": ("t_engine", "t_written"),  # inference done -> verdicts written to Redis
@@ -16,9 +17,23 @@ STAGES = {  # name: (from, to)
 }
 
 
-def read_timing(path: Path) -> list[dict]:
-    p = Path(path)
-    return [json.loads(line) for line in p.read_text().splitlines() if line.strip()] if p.is_file() else []
+def _jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def read_timing(folder: Path) -> list[dict]:
+    """Worker rows (frames that were inferred) joined with their camera's send time by (camera, frame_id)."""
+    folder = Path(folder)
+    sent = {}
+    for p in folder.glob("camera-*.jsonl"):
+        for r in _jsonl(p):
+            sent[(r["camera"], r["frame_id"])] = r["t_sent"]
+    rows = []
+    for p in folder.glob("worker-*.jsonl"):
+        for r in _jsonl(p):
+            r["t_sent"] = sent.get((r["camera"], r["frame_id"]), r["t_acq"])
+            rows.append(r)
+    return rows
 
 
 def percentiles(values: np.ndarray) -> dict[str, float]:

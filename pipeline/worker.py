@@ -102,7 +102,7 @@ class Worker:
         self.preps: dict[str, CameraPrep] = {}
         self.warn = RateLimitedLog()
         self.counts: dict[str, int] = {}
-        self.timing = TimingLog(w.timing_log) if w.timing_log else None
+        self.timing: TimingLog | None = None  # set by the process when cfg.timing_dir is given
 
     def _prep(self, camera: str) -> CameraPrep:
         if camera not in self.preps:
@@ -119,12 +119,12 @@ class Worker:
         cam = self.cameras.get(camera)
         return cam.threshold if cam and cam.threshold is not None else self.default_threshold
 
-    def _emit(self, verdicts: list[Verdict]) -> None:
+    def _emit(self, verdicts: list[Verdict], on_written=None) -> None:
         for v in verdicts:
             self.metrics.verdicts.labels(v.camera, v.reason).inc()
             self.counts[v.reason] = self.counts.get(v.reason, 0) + 1
         if verdicts:
-            self.publisher.publish(verdicts)
+            self.publisher.publish(verdicts, on_written)
 
     def _fail(self, reason: str, jobs: list[Job], now_ns: int) -> list[Verdict]:
         return [
@@ -184,16 +184,17 @@ class Worker:
         verdicts = self._fail("late", late, now_ns) if late else []
         if late:
             self.warn("late", f"{len(late)} frames older than the {self.deadline_ns / 1e6:.0f} ms deadline rejected")
-        t_done = now_ns
+        on_written = None
         if batch:
             verdicts += self._infer(batch, now_ns)
             t_done = verdicts[-1].t_verdict_ns
-        self._emit(verdicts)
-        if batch:
-            t_written = time.time_ns()
-            self.metrics.stage.labels("written").observe((t_written - t_done) / 1e9)
-            if self.timing:
-                self.timing.write(batch, now_ns, t_done, t_written)
+
+            def on_written(t_written: int, batch=batch, t_batch=now_ns, t_done=t_done) -> None:
+                self.metrics.stage.labels("write").observe((t_written - t_done) / 1e9)
+                if self.timing:
+                    self.timing.write(batch, t_batch, t_done, t_written)
+
+        self._emit(verdicts, on_written)
         self.metrics.queue.set(len(self.batcher))
         return len(batch) + len(late)
 

@@ -187,3 +187,22 @@ def test_bayer_rggb_red_scene_demosaics_to_red():
     rgb = to_model_pixels(mosaic.ravel(), "BayerRG8", 8, 8)
     centre = rgb[2:6, 2:6].reshape(-1, 3).mean(axis=0)
     assert centre[0] > 150 and centre[1] < 30 and centre[2] < 30
+
+
+def test_threaded_publisher_keeps_order_and_reports_when_written(fresh_redis):
+    from pipeline.publisher import ThreadedPublisher
+
+    pub = ThreadedPublisher(VerdictPublisher(fresh_redis.url, "t:thr", 10_000, 1000, retry_s=0.05))
+    written = []
+    for i in range(30):
+        pub.publish([Verdict("cam0", i, 0, 1, 2, 0.1, 0.5, "pass", "m")], on_written=lambda t, i=i: written.append(i))
+    fresh_redis.stop()  # an outage while the thread works: it buffers and retries on its own
+    for i in range(30, 40):
+        pub.publish([Verdict("cam0", i, 0, 1, 2, 0.1, 0.5, "pass", "m")], on_written=lambda t, i=i: written.append(i))
+    time.sleep(0.5)
+    assert all(i < 30 for i in written), "nothing is reported written while Redis is away"
+    fresh_redis.start()
+    assert pub.drain(timeout_s=10)
+    assert written == list(range(40)), "callbacks fire once, in order"
+    ids = [int(f[b"frame_id"]) for _, f in redis.Redis.from_url(fresh_redis.url).xrange("t:thr")]
+    assert ids == sorted(ids) and set(range(30, 40)) <= set(ids)

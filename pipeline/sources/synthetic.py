@@ -11,15 +11,20 @@ from model.vials import DEFECTS, render_vial_frame
 from pipeline.config import SyntheticSource
 
 
+def _render(cfg: SyntheticSource, camera_index: int, i: int) -> np.ndarray:
+    rng = np.random.default_rng([cfg.seed, camera_index, i])
+    defect = str(rng.choice(DEFECTS)) if rng.random() < cfg.defect_rate else None
+    return render_vial_frame(rng, cfg.size, defect).image
+
+
 def synthetic_frames(cfg: SyntheticSource, fps: float, camera_index: int = 0) -> Iterator[tuple[np.ndarray, int]]:
     """Endless frames paced at ``fps`` on an absolute schedule (no drift); a defect in ``defect_rate`` of them."""
     period_ns = int(1e9 / fps)
+    pool = [_render(cfg, camera_index, i) for i in range(cfg.pool)]
     t_next = time.monotonic_ns()
     i = 0
     while True:
-        rng = np.random.default_rng([cfg.seed, camera_index, i])
-        defect = str(rng.choice(DEFECTS)) if rng.random() < cfg.defect_rate else None
-        frame = render_vial_frame(rng, cfg.size, defect).image
+        frame = pool[i % len(pool)].copy() if pool else _render(cfg, camera_index, i)
         t_next += period_ns
         delay = t_next - time.monotonic_ns()
         if delay > 0:
