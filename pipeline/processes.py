@@ -93,6 +93,7 @@ def camera_main(cfg_json: str, index: int, record_dir: str | None = None) -> Non
                 t_acq_ns=sf.t_acq_ns,
                 shape=tuple(sf.pixels.shape),
             )
+            t_sent = time.time_ns()  # handed to ZeroMQ now; the worker may read it before send returns
             try:
                 sock.send_multipart(encode(header, sf.pixels), copy=False)
             except zmq.Again:
@@ -102,7 +103,7 @@ def camera_main(cfg_json: str, index: int, record_dir: str | None = None) -> Non
             if timing:
                 timing.write(
                     f'{{"camera":{json.dumps(header.camera)},"frame_id":{header.frame_id},'
-                    f'"t_acq":{header.t_acq_ns},"t_sent":{time.time_ns()}}}\n'
+                    f'"t_acq":{header.t_acq_ns},"t_sent":{t_sent}}}\n'
                 )
             if recorder:
                 recorder.write(header, sf.pixels)
