@@ -39,6 +39,15 @@ class StopFlag:
         self.set = True
 
 
+def start_metrics(cfg: LineConfig, registry, base_port: int, index: int) -> None:
+    """This process's /metrics endpoint: ``base_port + index`` (0: any free port), when metrics are on."""
+    from pipeline.metrics import serve
+
+    if cfg.metrics.enabled:
+        port = serve(registry, cfg.metrics.host, base_port + index if base_port else 0)
+        log.info("metrics on http://%s:%d/metrics", cfg.metrics.host, port)
+
+
 def camera_source(cam: CameraConfig, index: int, on_reconnect=None) -> Iterator:
     from pipeline.sources.frames import SourceFrame
 
@@ -56,7 +65,7 @@ def camera_source(cam: CameraConfig, index: int, on_reconnect=None) -> Iterator:
 
 
 def camera_main(cfg_json: str, index: int, record_dir: str | None = None) -> None:
-    from pipeline.metrics import CameraMetrics, serve
+    from pipeline.metrics import CameraMetrics
     from pipeline.recorder import Recorder
     from pipeline.wire import FrameHeader, encode
 
@@ -65,11 +74,7 @@ def camera_main(cfg_json: str, index: int, record_dir: str | None = None) -> Non
     setup_logging(f"camera[{cam.name}]")
     stop = StopFlag()
     metrics = CameraMetrics()
-    if cfg.metrics.enabled:
-        port = serve(
-            metrics.registry, cfg.metrics.host, cfg.metrics.camera_port + index if cfg.metrics.camera_port else 0
-        )
-        log.info("metrics on http://%s:%d/metrics", cfg.metrics.host, port)
+    start_metrics(cfg, metrics.registry, cfg.metrics.camera_port, index)
     ctx = zmq.Context()
     sock = ctx.socket(zmq.PUSH)
     sock.setsockopt(zmq.SNDHWM, cfg.worker.hwm)
@@ -127,7 +132,7 @@ def worker_main(cfg_json: str, index: int, ready=None) -> None:
     from engines.select import DEFAULT_CACHE, open_engine
     from model.checkpoint import read_meta
     from pipeline.archive import RejectArchive
-    from pipeline.metrics import WorkerMetrics, serve
+    from pipeline.metrics import WorkerMetrics
     from pipeline.publisher import ThreadedPublisher, VerdictPublisher
     from pipeline.worker import Worker
 
@@ -136,11 +141,7 @@ def worker_main(cfg_json: str, index: int, ready=None) -> None:
     setup_logging(f"worker[{index}]")
     stop = StopFlag()
     metrics = WorkerMetrics()
-    if cfg.metrics.enabled:
-        port = serve(
-            metrics.registry, cfg.metrics.host, cfg.metrics.worker_port + index if cfg.metrics.worker_port else 0
-        )
-        log.info("metrics on http://%s:%d/metrics", cfg.metrics.host, port)
+    start_metrics(cfg, metrics.registry, cfg.metrics.worker_port, index)
     meta = read_meta(Path(w.checkpoint))
     engine = open_engine(
         w.engine,

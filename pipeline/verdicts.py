@@ -5,6 +5,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 REASONS = ("pass", "anomaly", "late", "bad_frame", "engine_error", "overload")
+# every stream entry has these fields (DESIGN.md 3.7); rejects may add "map"
+VERDICT_FIELDS = (
+    "camera",
+    "frame_id",
+    "slot",
+    "t_acq_ns",
+    "t_verdict_ns",
+    "score",
+    "threshold",
+    "reject",
+    "reason",
+    "model",
+)
 
 
 @dataclass(frozen=True)

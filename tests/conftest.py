@@ -13,6 +13,20 @@ from model.config import GRDNetConfig, load_preset
 warnings.filterwarnings("ignore", category=DeprecationWarning)
 
 
+def run_cli(*args: str):
+    """``python run_line.py ARGS`` as a user runs it; returns the CompletedProcess (text)."""
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "run_line.py", *args], capture_output=True, text=True)
+
+
+def assert_one_line_error(result, text: str) -> None:
+    """Bad input: non-zero exit and one line on stderr that says what is wrong."""
+    assert result.returncode != 0, result.stdout
+    assert text in result.stderr and result.stderr.strip().count("\n") == 0, result.stderr
+
+
 def tiny_config() -> GRDNetConfig:
     cfg = load_preset("cpu")
     cfg.net.image_size = 64

@@ -1,7 +1,7 @@
 import pytest
 
 from pipeline.batcher import DynamicBatcher
-from pipeline.verdicts import Verdict, failed, judge
+from pipeline.verdicts import VERDICT_FIELDS, Verdict, failed, judge
 
 MS = 1_000_000
 
@@ -63,18 +63,7 @@ def test_judge_is_fail_safe():
 def test_verdict_fields_are_strings_with_the_contract_keys():
     v = Verdict("cam0", 4, 2, 10, 20, 0.123456789, 0.5, "pass", "m1")
     f = v.fields()
-    assert set(f) == {
-        "camera",
-        "frame_id",
-        "slot",
-        "t_acq_ns",
-        "t_verdict_ns",
-        "score",
-        "threshold",
-        "reject",
-        "reason",
-        "model",
-    }
+    assert set(f) == set(VERDICT_FIELDS)
     assert all(isinstance(x, str) for x in f.values()) and f["reject"] == "0" and f["score"] == "0.123457"
     bad = failed("late", "cam0", 5, 2, 10, 30, 0.5, "m1")
     assert bad.reject and bad.fields()["reject"] == "1" and bad.fields()["score"] == "nan"

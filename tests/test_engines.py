@@ -2,7 +2,6 @@
 TensorRT that needs no GPU (choice, profile, build settings, plan compatibility)."""
 
 import json
-import subprocess
 import sys
 
 import numpy as np
@@ -17,6 +16,7 @@ from engines.sidecar import PlanMeta, check_plan_matches, read_onnx_sidecar, rea
 from engines.tensorrt_build import build_settings, profile_shapes
 from engines.torch_engine import TorchEngine
 from model.checkpoint import read_meta
+from tests.conftest import assert_one_line_error, run_cli
 
 # ONNX Runtime and PyTorch run the same float32 graph; measured deltas are ~1e-7, the contract is 1e-5
 TOLERANCE = 1e-5
@@ -87,20 +87,8 @@ def test_corrupt_or_mismatched_onnx_is_refused(tiny_onnx, tmp_path):
 
 
 def test_cli_export_missing_checkpoint_is_one_line(tmp_path):
-    r = subprocess.run(
-        [
-            sys.executable,
-            "run_line.py",
-            "export",
-            "--checkpoint",
-            str(tmp_path / "x.safetensors"),
-            "--out",
-            str(tmp_path / "m.onnx"),
-        ],
-        capture_output=True,
-        text=True,
-    )
-    assert r.returncode != 0 and "checkpoint not found" in r.stderr and r.stderr.strip().count("\n") == 0
+    r = run_cli("export", "--checkpoint", str(tmp_path / "x.safetensors"), "--out", str(tmp_path / "m.onnx"))
+    assert_one_line_error(r, "checkpoint not found")
     assert not (tmp_path / "m.onnx").exists()
 
 

@@ -13,8 +13,10 @@ import yaml
 
 from pipeline.config import CameraConfig, LineConfig, MetricsConfig, RedisConfig, ReplaySource, WorkerConfig
 from pipeline.demo import run_line_until
+from pipeline.verdicts import VERDICT_FIELDS
+from tests.conftest import assert_one_line_error, run_cli
 
-CONTRACT = {"camera", "frame_id", "slot", "t_acq_ns", "t_verdict_ns", "score", "threshold", "reject", "reason", "model"}
+CONTRACT = set(VERDICT_FIELDS)
 
 
 def _cfg(tmp_path, url, stream, checkpoint, cache, cameras, **worker):
@@ -111,8 +113,7 @@ def test_genicam_camera_through_the_line(tmp_path, redis_server, tiny_checkpoint
 def test_bad_line_config_names_the_key(tmp_path):
     path = tmp_path / "line.yaml"
     path.write_text("cameras:\n  - name: a\n    fps: -3\n")
-    r = subprocess.run([sys.executable, "run_line.py", "run", "--config", str(path)], capture_output=True, text=True)
-    assert r.returncode != 0 and "cameras.0.fps" in r.stderr and r.stderr.strip().count("\n") == 0
+    assert_one_line_error(run_cli("run", "--config", str(path)), "cameras.0.fps")
 
 
 def test_the_example_line_config_is_valid():

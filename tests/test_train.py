@@ -1,6 +1,3 @@
-import subprocess
-import sys
-
 import numpy as np
 import torch
 
@@ -8,7 +5,7 @@ from model.checkpoint import load_checkpoint, read_meta
 from model.config import load_preset
 from model.grdnet import create_grdnet
 from model.train import make_optimisers, train, train_step
-from tests.conftest import tiny_config
+from tests.conftest import assert_one_line_error, run_cli, tiny_config
 
 
 def test_tiny_training_lowers_the_loss_and_writes_a_loadable_checkpoint(tiny_checkpoint):
@@ -56,18 +53,5 @@ def test_discriminator_is_reinitialised_when_its_loss_collapses():
 
 
 def test_train_cli_bad_data_is_one_line_nonzero(tmp_path):
-    r = subprocess.run(
-        [
-            sys.executable,
-            "run_line.py",
-            "train",
-            "--data",
-            str(tmp_path / "none"),
-            "--out",
-            str(tmp_path / "m.safetensors"),
-        ],
-        capture_output=True,
-        text=True,
-    )
-    assert r.returncode != 0
-    assert r.stderr.strip().count("\n") == 0 and "dataset folder not found" in r.stderr
+    r = run_cli("train", "--data", str(tmp_path / "none"), "--out", str(tmp_path / "m.safetensors"))
+    assert_one_line_error(r, "dataset folder not found")
