@@ -271,11 +271,11 @@ def _bundled() -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help")):
+        argv = ["demo", *argv]  # the embedded default: no command, or only the demo's flags
     args = build_parser().parse_args(argv)
-    name = args.command or "demo"
-    if name not in COMMANDS:
-        print(f"error: command {name!r} is not available yet", file=sys.stderr)
-        return 2
+    name = args.command
     try:
         return COMMANDS[name](args)
     except (ValueError, OSError, KeyError, RuntimeError) as exc:  # DatasetError, CheckpointError, EngineError

@@ -122,3 +122,17 @@ def test_the_example_line_config_is_valid():
     cfg = load_line_config(Path("config/line.yaml"))
     assert {c.source for c in cfg.cameras} == {"genicam", "synthetic"}
     assert os.path.basename(cfg.worker.checkpoint) == "grdnet-vials-cpu.safetensors"
+
+
+def test_the_default_command_runs_the_demo_on_the_bundled_model(tmp_path, redis_server, monkeypatch):
+    monkeypatch.setenv("GRDNET_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "summary.json"
+    r = run_cli(
+        "--frames", "6", "--fps", "20", "--cameras", "2", "--redis-url", redis_server.url, "--summary-json", str(out)
+    )
+    assert r.returncode == 0, r.stderr[-2000:]
+    import json
+
+    s = json.loads(out.read_text())
+    assert s["verdicts"] == 6 and s["by_camera"] == {"cam0": 3, "cam1": 3} and s["duplicates"] == 0
+    assert "summary" in r.stdout
