@@ -105,15 +105,11 @@ def replay(
     if total == 0:
         raise ValueError(f"{folder}: nothing to replay")
     sock = Path(tempfile.gettempdir()) / f"grdnet-replay-{os.getpid()}.sock"
+    # as fast as the line takes it: every frame is judged, none is late or turned away; else live rules
+    pace = {"deadline_ms": 3.6e6, "max_queue": 1_000_000} if rate == "max" else {"deadline_ms": 250.0}
     cfg = LineConfig(
         cameras=[CameraConfig(name="replay", source="replay", replay=ReplaySource(path=str(folder), rate=rate))],
-        worker=WorkerConfig(
-            endpoints=[f"ipc://{sock}"],
-            engine=engine,
-            deadline_ms=250,
-            # replaying as fast as the line takes it: judge every frame, do not call it late
-            **({"deadline_ms": 3.6e6, "max_queue": 1_000_000} if rate == "max" else {}),
-        ),
+        worker=WorkerConfig(endpoints=[f"ipc://{sock}"], engine=engine, **pace),
         redis=RedisConfig(url=redis_url, stream=stream),
         metrics=MetricsConfig(enabled=False),
     )

@@ -136,3 +136,18 @@ def test_the_default_command_runs_the_demo_on_the_bundled_model(tmp_path, redis_
     s = json.loads(out.read_text())
     assert s["verdicts"] == 6 and s["by_camera"] == {"cam0": 3, "cam1": 3} and s["duplicates"] == 0
     assert "summary" in r.stdout
+
+
+def test_record_then_replay_cli(tmp_path, redis_server, monkeypatch):
+    import json
+
+    monkeypatch.setenv("GRDNET_CACHE", str(tmp_path / "cache"))
+    rec = tmp_path / "rec"
+    r = run_cli("record", "--out", str(rec), "--frames", "4", "--cameras", "2", "--fps", "20")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert len((rec / "stream.jsonl").read_text().splitlines()) == 4
+    out = tmp_path / "replay.json"
+    r = run_cli("replay", str(rec), "--rate", "max", "--redis-url", redis_server.url, "--summary-json", str(out))
+    assert r.returncode == 0, r.stderr[-2000:]
+    s = json.loads(out.read_text())
+    assert s["verdicts"] == 4 and s["by_camera"] == {"cam0": 2, "cam1": 2}
