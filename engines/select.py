@@ -39,21 +39,26 @@ def detect_kind(requested: str) -> str:
     return choose_kind(requested, gpu_available() if trt else False, trt)
 
 
+CACHE_MAX_BATCH = 64  # the graph's batch axis is dynamic: one export serves every engine up to this
+
+
 def ensure_onnx(checkpoint: Path, cache_dir: Path, max_batch: int, log=print) -> Path:
-    """The checkpoint's ONNX graph from the cache, exported (with its parity check) when missing or stale."""
+    """The checkpoint's ONNX graph from the cache, exported (with its parity check) when missing, stale or
+    exported for fewer frames per batch than asked."""
     from engines.export import export_onnx
     from engines.sidecar import read_onnx_sidecar
     from model.checkpoint import read_meta
 
     meta = read_meta(checkpoint)
-    path = Path(cache_dir) / meta.id / f"model-b{max_batch}.onnx"
+    path = Path(cache_dir) / meta.id / "model.onnx"
     try:
-        read_onnx_sidecar(path)
-        return path
+        if read_onnx_sidecar(path).max_batch >= max_batch:
+            return path
     except EngineError:
-        log(f"exporting {checkpoint} to {path}")
-        export_onnx(checkpoint, path, max_batch, log=log)
-        return path
+        pass
+    log(f"exporting {checkpoint} to {path}")
+    export_onnx(checkpoint, path, max(max_batch, CACHE_MAX_BATCH), log=log)
+    return path
 
 
 def open_engine(
