@@ -28,13 +28,14 @@ def answers(url: str, timeout_s: float = 0.5) -> bool:
 class LocalRedis:
     """``redis-server`` bound to 127.0.0.1, no persistence; ``stop()``/``start()`` keep the same port."""
 
-    def __init__(self, port: int | None = None) -> None:
+    def __init__(self, port: int | None = None, persist: bool = False) -> None:
         if shutil.which("redis-server") is None:
             raise RuntimeError("redis-server not found: install it (Debian: apt-get install redis-server)")
         self.port = port or free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.proc: subprocess.Popen | None = None
         self.dir = tempfile.mkdtemp(prefix="grdnet-redis-")
+        self.persist = persist  # append-only file in self.dir: what was written survives a restart
 
     def start(self, timeout_s: float = 10.0) -> LocalRedis:
         self.proc = subprocess.Popen(
@@ -47,7 +48,9 @@ class LocalRedis:
                 "--save",
                 "",
                 "--appendonly",
-                "no",
+                "yes" if self.persist else "no",
+                "--appendfsync",
+                "always",
                 "--dir",
                 self.dir,
             ],

@@ -151,3 +151,68 @@ def test_record_then_replay_cli(tmp_path, redis_server, monkeypatch):
     assert r.returncode == 0, r.stderr[-2000:]
     s = json.loads(out.read_text())
     assert s["verdicts"] == 4 and s["by_camera"] == {"cam0": 2, "cam1": 2}
+
+
+def test_two_workers_share_a_camera(tmp_path, redis_server, tiny_checkpoint, engine_cache):
+    cams = [CameraConfig(name="cam0", fps=20, max_frames=10, synthetic={"size": 96})]
+    cfg = _cfg(tmp_path, redis_server.url, "e2e:two", tiny_checkpoint, engine_cache, cams)
+    cfg.worker.endpoints = [f"ipc://{tmp_path}/w0.sock", f"ipc://{tmp_path}/w1.sock"]
+    cfg.timing_dir = str(tmp_path / "timing")
+    Path(cfg.timing_dir).mkdir()
+    run_line_until(cfg, 10, timeout_s=120)
+    rows = _rows(redis_server.url, "e2e:two")
+    assert sorted(int(r["frame_id"]) for r in rows) == list(range(10))
+    per_worker = [len(p.read_text().splitlines()) for p in sorted(Path(cfg.timing_dir).glob("worker-*.jsonl"))]
+    assert len(per_worker) == 2 and all(n > 0 for n in per_worker) and sum(per_worker) == 10
+
+
+def test_a_crashed_camera_is_restarted(tmp_path, redis_server, tiny_checkpoint, engine_cache, caplog):
+    import logging
+
+    from pipeline.supervisor import Supervisor
+
+    cams = [CameraConfig(name="cam0", fps=20, synthetic={"size": 96})]
+    cfg = _cfg(tmp_path, redis_server.url, "e2e:crash", tiny_checkpoint, engine_cache, cams)
+    sup = Supervisor(cfg)
+    sup.start()
+    try:
+        first = sup.cameras[0].proc
+        time.sleep(1.0)
+        os.kill(first.pid, signal.SIGKILL)
+        end = time.monotonic() + 20
+        with caplog.at_level(logging.WARNING, logger="grdnet.supervisor"):
+            while time.monotonic() < end and sup.cameras[0].restarts == 0:
+                sup.poll()
+                time.sleep(0.1)
+        assert sup.cameras[0].restarts == 1 and sup.cameras[0].proc is not first and sup.cameras[0].proc.is_alive()
+        assert "crashed (exit -9); restarting" in caplog.text
+    finally:
+        sup.stop()
+
+
+def test_redis_stop_and_restart_during_a_run_loses_no_verdict(tmp_path, tiny_checkpoint, engine_cache):
+    from pipeline.redis_local import LocalRedis
+    from pipeline.supervisor import Supervisor
+
+    server = LocalRedis(persist=True).start()
+    cams = [CameraConfig(name="cam0", fps=20, max_frames=60, synthetic={"size": 96})]
+    cfg = _cfg(tmp_path, server.url, "e2e:outage", tiny_checkpoint, engine_cache, cams)
+    sup = Supervisor(cfg)
+    try:
+        sup.start()
+        time.sleep(1.0)
+        server.stop()  # about 20 frames arrive while Redis is away
+        time.sleep(1.0)
+        server.start()
+        end = time.monotonic() + 60
+        while not sup.cameras_finished() and time.monotonic() < end:
+            sup.poll()
+            time.sleep(0.1)
+        sup.stop()
+        rows = _rows(server.url, "e2e:outage")
+        ids = [int(r["frame_id"]) for r in rows]
+        assert sorted(set(ids)) == list(range(60)), "every frame has its verdict after the outage"
+        assert ids == sorted(ids), "in order"
+    finally:
+        sup.stop()
+        server.stop()

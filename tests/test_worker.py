@@ -191,3 +191,21 @@ def test_threaded_publisher_keeps_order_and_reports_when_written(fresh_redis):
     assert written == list(range(40)), "callbacks fire once, in order"
     ids = [int(f[b"frame_id"]) for _, f in redis.Redis.from_url(fresh_redis.url).xrange("t:thr")]
     assert ids == sorted(ids) and set(range(30, 40)) <= set(ids)
+
+
+def test_reject_archive_stays_within_its_disk_bound(tmp_path):
+    from pipeline.archive import RejectArchive
+
+    archive = RejectArchive(tmp_path / "rejects", max_bytes=60_000)
+    rng = np.random.default_rng(0)
+    for i in range(20):  # noisy frames: each overlay PNG is tens of kB
+        archive.submit(
+            archive.path_for("cam0", i),
+            rng.integers(0, 255, (64, 64, 3), dtype=np.uint8),
+            rng.random((64, 64)).astype(np.float32),
+        )
+    archive.close()  # writes everything queued, then stops
+    files = sorted(p.name for p in (tmp_path / "rejects").glob("*.png"))
+    total = sum(p.stat().st_size for p in (tmp_path / "rejects").glob("*.png"))
+    assert total <= 60_000 and 0 < len(files) < 20
+    assert "cam0_19.png" in files and "cam0_0.png" not in files, "the oldest go first"
