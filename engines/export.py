@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import tempfile
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +27,21 @@ class Parity:
     max_score_delta: float
     max_map_delta: float
     verdicts_equal: bool
+
+
+@contextlib.contextmanager
+def _quiet_exporter():
+    """The dynamo exporter logs optional-dependency notes (no torchvision) and deprecation warnings that bury
+    the parity figures; silence them for the export call only."""
+    logger = logging.getLogger("torch.onnx")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logger.setLevel(level)
 
 
 def parity_frames(size: int, channels: int, n: int = 4, seed: int = 0) -> np.ndarray:
@@ -71,7 +89,7 @@ def export_onnx(checkpoint: Path, out: Path, max_batch: int = 16, fp16: bool = F
     os.close(fd)
     tmp = Path(tmp_name)
     try:
-        with torch.no_grad():
+        with torch.no_grad(), _quiet_exporter():
             torch.onnx.export(
                 graph,
                 example,
