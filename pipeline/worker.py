@@ -186,8 +186,12 @@ class Worker:
             self.warn("late", f"{len(late)} frames older than the {self.deadline_ns / 1e6:.0f} ms deadline rejected")
         on_written = None
         if batch:
-            verdicts += self._infer(batch, now_ns)
-            t_done = verdicts[-1].t_verdict_ns
+            judged = self._infer(batch, now_ns)
+            verdicts += judged
+            t_done = judged[-1].t_verdict_ns
+            inferred = judged[-1].reason != "engine_error"  # a failed batch is not a timed inference
+
+        if batch and inferred:
 
             def on_written(t_written: int, batch=batch, t_batch=now_ns, t_done=t_done) -> None:
                 self.metrics.stage.labels("write").observe((t_written - t_done) / 1e9)

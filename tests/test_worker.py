@@ -1,5 +1,6 @@
 """The worker's decisions with a real ONNX Runtime engine and a real redis-server, driven without sockets."""
 
+import json
 import time
 
 import numpy as np
@@ -68,7 +69,7 @@ def test_malformed_burst_is_counted_and_answered_where_possible(tiny_onnx, redis
     assert [r["reason"] for r in rows if r["reason"] != "bad_frame"] in (["pass"], ["anomaly"])
 
 
-def test_engine_error_rejects_the_batch_and_the_worker_goes_on(tiny_onnx, redis_server):
+def test_engine_error_rejects_the_batch_and_the_worker_goes_on(tiny_onnx, redis_server, tmp_path):
     class FlakyEngine(OnnxRuntimeEngine):
         calls = 0
 
@@ -79,6 +80,9 @@ def test_engine_error_rejects_the_batch_and_the_worker_goes_on(tiny_onnx, redis_
             return super()._run(frames, roi, want_maps)
 
     w = _worker(tiny_onnx, redis_server.url, "t:err", engine=FlakyEngine(tiny_onnx, threads=1))
+    from pipeline.worker import TimingLog
+
+    w.timing = TimingLog(str(tmp_path / "worker-0.jsonl"))
     now = time.time_ns()
     for i in range(4):
         w.on_message(_msg("cam0", i, now), now)
@@ -90,6 +94,9 @@ def test_engine_error_rejects_the_batch_and_the_worker_goes_on(tiny_onnx, redis_
     assert [r["reason"] for r in rows[:4]] == ["engine_error"] * 4
     assert all(r["reason"] in ("pass", "anomaly") for r in rows[4:]) and len(rows) == 6
     assert w.metrics.engine_errors._value.get() == 1
+    w.timing.close()
+    timed = [json.loads(line)["frame_id"] for line in (tmp_path / "worker-0.jsonl").read_text().splitlines()]
+    assert timed == [4, 5], "only inferred frames are timed"
 
 
 def test_frames_past_the_deadline_are_late_rejects_without_inference(tiny_onnx, redis_server):
