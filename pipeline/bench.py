@@ -130,7 +130,6 @@ def saturation(result: dict, max_batch: int, capacity: float) -> dict:
 
 
 def run_bench(s: BenchSettings, log=print) -> dict:
-    from engines.select import ensure_onnx
     from model.checkpoint import read_meta
     from pipeline.redis_local import ensure_redis
 
@@ -138,8 +137,6 @@ def run_bench(s: BenchSettings, log=print) -> dict:
     url, local = ensure_redis(s.redis_url)
     s.redis_url = url
     try:
-        if s.engine in ("auto", "onnxruntime"):
-            ensure_onnx(Path(s.checkpoint), Path(s.cache_dir), max(s.max_batch, 8), log=log)
         batches = sorted({1, 2, 4, s.max_batch} | ({8} if "batch" in s.sweeps else set()))
         alone = engine_alone(s, batches, log)
         capacity = alone[s.max_batch]["fps"]

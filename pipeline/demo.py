@@ -30,9 +30,13 @@ def split_frames(total: int, cameras: int) -> list[int]:
     return [total // cameras + (1 if i < total % cameras else 0) for i in range(cameras)]
 
 
+def local_endpoint(kind: str) -> str:
+    """An ipc:// endpoint of this process's own in the temp folder (a one-command line on one host)."""
+    return f"ipc://{Path(tempfile.gettempdir()) / f'grdnet-{kind}-{os.getpid()}.sock'}"
+
+
 def demo_config(frames: int, fps: float, cameras: int, redis_url: str, engine: str, stream: str) -> LineConfig:
     shares = split_frames(frames, cameras)
-    sock = Path(tempfile.gettempdir()) / f"grdnet-demo-{os.getpid()}.sock"
     timing = tempfile.mkdtemp(prefix="grdnet-demo-timing-")
     return LineConfig(
         cameras=[
@@ -49,7 +53,7 @@ def demo_config(frames: int, fps: float, cameras: int, redis_url: str, engine: s
         # cameras are not phase-locked and batching gains little on a few CPU cores: a short wait, at most one
         # frame per camera per batch
         worker=WorkerConfig(
-            endpoints=[f"ipc://{sock}"],
+            endpoints=[local_endpoint("demo")],
             engine=engine,
             max_batch=min(max(cameras, 1), 8),
             max_wait_ms=2,
@@ -154,11 +158,15 @@ def run_demo(
         raise ValueError("--frames and --cameras must be >= 1 and --fps > 0")
     cfg = demo_config(frames, fps, cameras, redis_url, engine, stream)
     timeout = frames / (fps * cameras) + 180
-    s = run_line_until(cfg, frames, timeout, console=console)
+    return report_run(run_line_until(cfg, frames, timeout, console=console), frames, summary_json)
+
+
+def report_run(s: dict, total: int, summary_json: str | None) -> int:
+    """Print the summary table, write the JSON; exit code 1 when a frame is missing its verdict."""
     Console().print(summary_table(s))
     if summary_json:
         Path(summary_json).write_text(json.dumps(s, indent=1))
-    if s["verdicts"] != frames:
-        console.print(f"[red]{s['verdicts']} verdicts for {frames} frames[/red]")
+    if s["verdicts"] != total:
+        Console(stderr=True).print(f"[red]{s['verdicts']} verdicts for {total} frames[/red]")
         return 1
     return 0

@@ -48,6 +48,20 @@ def start_metrics(cfg: LineConfig, registry, base_port: int, index: int) -> None
         log.info("metrics on http://%s:%d/metrics", cfg.metrics.host, port)
 
 
+def stamp_header(sf, cam: CameraConfig, counter: int):
+    """The wire header of a source frame: a replayed frame keeps its recorded identity; otherwise frame_id is the
+    camera's counter and slot = first + counter mod count."""
+    from pipeline.wire import FrameHeader
+
+    return FrameHeader(
+        camera=sf.camera or cam.name,
+        frame_id=sf.frame_id if sf.frame_id is not None else counter,
+        slot=sf.slot if sf.slot is not None else cam.slots.first + counter % cam.slots.count,
+        t_acq_ns=sf.t_acq_ns,
+        shape=tuple(sf.pixels.shape),
+    )
+
+
 def camera_source(cam: CameraConfig, index: int, on_reconnect=None) -> Iterator:
     from pipeline.sources.frames import SourceFrame
 
@@ -67,7 +81,7 @@ def camera_source(cam: CameraConfig, index: int, on_reconnect=None) -> Iterator:
 def camera_main(cfg_json: str, index: int, record_dir: str | None = None) -> None:
     from pipeline.metrics import CameraMetrics
     from pipeline.recorder import Recorder
-    from pipeline.wire import FrameHeader, encode
+    from pipeline.wire import encode
 
     cfg = LineConfig.model_validate_json(cfg_json)
     cam = cfg.cameras[index]
@@ -90,14 +104,7 @@ def camera_main(cfg_json: str, index: int, record_dir: str | None = None) -> Non
         for sf in source:
             if stop.set:
                 break
-            counter, seq = seq, seq + 1
-            header = FrameHeader(
-                camera=sf.camera or cam.name,
-                frame_id=sf.frame_id if sf.frame_id is not None else counter,
-                slot=sf.slot if sf.slot is not None else cam.slots.first + counter % cam.slots.count,
-                t_acq_ns=sf.t_acq_ns,
-                shape=tuple(sf.pixels.shape),
-            )
+            header, seq = stamp_header(sf, cam, seq), seq + 1
             t_sent = time.time_ns()  # handed to ZeroMQ now; the worker may read it before send returns
             try:
                 sock.send_multipart(encode(header, sf.pixels), copy=False)
@@ -106,10 +113,8 @@ def camera_main(cfg_json: str, index: int, record_dir: str | None = None) -> Non
                 log.error("no worker took frame %d within 2 s: it has no verdict", header.frame_id)
                 continue
             if timing:
-                timing.write(
-                    f'{{"camera":{json.dumps(header.camera)},"frame_id":{header.frame_id},'
-                    f'"t_acq":{header.t_acq_ns},"t_sent":{t_sent}}}\n'
-                )
+                row = {"camera": header.camera, "frame_id": header.frame_id, "t_acq": header.t_acq_ns, "t_sent": t_sent}
+                timing.write(json.dumps(row, separators=(",", ":")) + "\n")
             if recorder:
                 recorder.write(header, sf.pixels)
             metrics.frames_sent.labels(cam.name).inc()

@@ -124,10 +124,6 @@ class ThreadedPublisher:
     def flush(self, force: bool = False) -> bool:
         return True  # the thread flushes
 
-    @property
-    def buffer(self) -> deque:
-        return self.inner.buffer
-
     def _loop(self) -> None:
         while True:
             try:

@@ -2,13 +2,7 @@
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
-import time
 from pathlib import Path
-
-from rich.console import Console
 
 from pipeline.config import (
     CameraConfig,
@@ -20,10 +14,9 @@ from pipeline.config import (
     SyntheticSource,
     WorkerConfig,
 )
-from pipeline.demo import run_line_until, split_frames, summary_table
-from pipeline.processes import camera_source
+from pipeline.demo import local_endpoint, report_run, run_line_until, split_frames
+from pipeline.processes import camera_source, stamp_header
 from pipeline.recorder import Recorder
-from pipeline.wire import FrameHeader
 
 
 def _device_fields(device: str | None) -> dict:
@@ -71,13 +64,7 @@ def record(
     try:
         for i, (cam, it) in enumerate(zip(cams, iters, strict=True)):
             for k, sf in zip(range(shares[i]), it, strict=False):
-                header = FrameHeader(
-                    sf.camera or cam.name,
-                    sf.frame_id if sf.frame_id is not None else k,
-                    sf.slot if sf.slot is not None else cam.slots.first + k % cam.slots.count,
-                    sf.t_acq_ns,
-                    tuple(sf.pixels.shape),
-                )
+                header = stamp_header(sf, cam, k)
                 recorder.write(header, sf.pixels)
                 written += 1
     finally:
@@ -104,19 +91,12 @@ def replay(
     total = count_frames(folder)
     if total == 0:
         raise ValueError(f"{folder}: nothing to replay")
-    sock = Path(tempfile.gettempdir()) / f"grdnet-replay-{os.getpid()}.sock"
     # as fast as the line takes it: every frame is judged, none is late or turned away; else live rules
     pace = {"deadline_ms": 3.6e6, "max_queue": 1_000_000} if rate == "max" else {"deadline_ms": 250.0}
     cfg = LineConfig(
         cameras=[CameraConfig(name="replay", source="replay", replay=ReplaySource(path=str(folder), rate=rate))],
-        worker=WorkerConfig(endpoints=[f"ipc://{sock}"], engine=engine, **pace),
+        worker=WorkerConfig(endpoints=[local_endpoint("replay")], engine=engine, **pace),
         redis=RedisConfig(url=redis_url, stream=stream),
         metrics=MetricsConfig(enabled=False),
     )
-    t0 = time.monotonic()
-    s = run_line_until(cfg, total, timeout_s=600 + total)
-    Console().print(summary_table(s))
-    s["wall_s"] = round(time.monotonic() - t0, 2)
-    if summary_json:
-        Path(summary_json).write_text(json.dumps(s, indent=1))
-    return 0 if s["verdicts"] == total else 1
+    return report_run(run_line_until(cfg, total, timeout_s=600 + total), total, summary_json)

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import redis
 
+from pipeline.timing import percentiles
+
 
 def last_id(client: redis.Redis, stream: str) -> str:
     """The newest entry id, so a run counts only its own verdicts."""
@@ -51,7 +53,6 @@ class StreamStats:
         return after
 
     def summary(self) -> dict:
-        lat = np.array(self.latencies_ms) if self.latencies_ms else np.array([np.nan])
         span_s = ((self.t_last_ns - self.t_first_ns) / 1e9) if self.t_first_ns and self.t_last_ns else float("nan")
         return {
             "verdicts": self.verdicts,
@@ -59,10 +60,5 @@ class StreamStats:
             "by_camera": dict(sorted(self.by_camera.items())),
             "duplicates": self.duplicates,
             "throughput_fps": self.verdicts / span_s if span_s and span_s > 0 else float("nan"),
-            "latency_ms": {
-                "p50": float(np.percentile(lat, 50)),
-                "p90": float(np.percentile(lat, 90)),
-                "p99": float(np.percentile(lat, 99)),
-                "max": float(np.max(lat)),
-            },
+            "latency_ms": percentiles(np.array(self.latencies_ms)),
         }
