@@ -33,6 +33,9 @@ class NetConfig(_Strict):
     latent_dim: int = Field(2048, ge=8, description="DRAE: size of the dense latent")
     unet_widths: list[int] = Field(default_factory=lambda: [16, 32, 64])
     unet_middle: int = 128
+    unet_prior: float | None = Field(
+        None, gt=0, lt=1, description="initial anomaly probability of every pixel (focal-loss prior); None: p=0.5"
+    )
 
     def encoder_widths(self) -> list[int]:
         return [self.base_width * min(2**i, self.max_width_mult) for i in range(self.stages)]
@@ -59,6 +62,11 @@ class SynthesisConfig(_Strict):
     beta_min: float = Field(0.5, ge=0, le=1)
     beta_max: float = Field(1.0, ge=0, le=1)
     min_area_fraction: float = Field(0.0005, ge=0, description="masks smaller than this are skipped")
+    thin_fraction: float = Field(
+        0.0, ge=0, le=1, description="share of anomalies drawn as thin Perlin curves (zero crossings) not blobs"
+    )
+    thin_width_px: tuple[float, float] = Field((1.0, 3.0), description="width range of a thin curve (px)")
+    thin_scale_exp: tuple[int, int] = Field((1, 3), description="Perlin scale 2^k of the curves, k in [a, b]")
     texture_dir: str | None = None
 
 

@@ -21,7 +21,7 @@ class GRDNet(nn.Module):
         net = cfg.net
         self.generator = Generator(net)
         self.discriminator = Discriminator(net)
-        self.unet = UNet(2 * net.channels, net.unet_widths, net.unet_middle)
+        self.unet = UNet(2 * net.channels, net.unet_widths, net.unet_middle, net.unet_prior)
 
     def segment_logits(self, x: torch.Tensor, x_hat: torch.Tensor) -> torch.Tensor:
         return self.unet(torch.cat([x, x_hat], dim=1))

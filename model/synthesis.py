@@ -56,6 +56,28 @@ def perlin_mask(shape: tuple[int, int], rng: np.random.Generator, cfg: Synthesis
     return (noise > cfg.threshold).astype(np.float32)
 
 
+def thin_perlin_mask(shape: tuple[int, int], rng: np.random.Generator, cfg: SynthesisConfig) -> np.ndarray:
+    """Binary mask of thin curves: a band of random width around the zero crossings of Perlin noise,
+    kept only where a second, coarse Perlin field is above the threshold, so the curves come in segments of
+    varied length.
+
+    Blobs alone never look like a scratch or a fibre one or two pixels wide; the zero set of smooth noise
+    gives curved and nearly straight lines of a controlled width. The distance to the crossing is
+    |n| / |grad n|, so the width does not depend on the noise scale."""
+    h, w = shape
+    side = 1 << max(h - 1, w - 1).bit_length()
+    k = int(rng.integers(cfg.thin_scale_exp[0], cfg.thin_scale_exp[1] + 1))
+    noise = perlin_noise((side, side), (1 << k, 1 << k), rng).astype(np.float32)
+    noise = _rotate(noise, float(rng.uniform(-90, 90)))[:h, :w]
+    gy, gx = np.gradient(noise)
+    distance = np.abs(noise) / (np.hypot(gx, gy) + 1e-6)
+    half_width = rng.uniform(*cfg.thin_width_px) / 2
+    curves = distance < half_width
+    g = 1 << int(rng.integers(0, 3))  # coarse gate: a few long segments rather than speckle
+    gate = _rotate(perlin_noise((side, side), (g, g), rng).astype(np.float32), float(rng.uniform(-90, 90)))
+    return (curves & (gate[:h, :w] > cfg.threshold)).astype(np.float32)
+
+
 def load_textures(texture_dir: str | None, size: int) -> list[np.ndarray]:
     """Optional texture folder (e.g. DTD): every readable image, RGB float in [0, 1] at ``size``."""
     if not texture_dir:
@@ -106,14 +128,16 @@ def synthesize(
 ) -> tuple[np.ndarray, np.ndarray]:
     """(image float [0,1] HxWxC, rng) -> (augmented image, mask HxW float 0/1).
 
-    With probability ``cfg.probability`` blends X* = (1-M) X + (1-beta) M X + beta M N; otherwise (and
+    With probability ``cfg.probability`` (a share ``thin_fraction`` of them as thin curves) blends
+    X* = (1-M) X + (1-beta) M X + beta M N; otherwise (and
     when the mask would be smaller than ``min_area_fraction``) returns the image unchanged and an empty mask.
     """
     h, w = image.shape[:2]
     empty = np.zeros((h, w), np.float32)
     if rng.random() >= cfg.probability:
         return image.astype(np.float32, copy=True), empty
-    mask = perlin_mask((h, w), rng, cfg)
+    thin = cfg.thin_fraction > 0 and rng.random() < cfg.thin_fraction
+    mask = (thin_perlin_mask if thin else perlin_mask)((h, w), rng, cfg)
     if mask.mean() < cfg.min_area_fraction:
         return image.astype(np.float32, copy=True), empty
     texture = anomaly_texture(image.shape, rng, textures)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -21,7 +23,7 @@ class DoubleConv(nn.Sequential):
 class UNet(nn.Module):
     """Levels of ``widths`` with skips and a ``middle`` bottleneck (authors' code: 64/128/256, middle 512)."""
 
-    def __init__(self, in_channels: int, widths: list[int], middle: int) -> None:
+    def __init__(self, in_channels: int, widths: list[int], middle: int, prior: float | None = None) -> None:
         super().__init__()
         ins = [in_channels, *widths[:-1]]
         self.down = nn.ModuleList(DoubleConv(i, o) for i, o in zip(ins, widths, strict=True))
@@ -33,6 +35,10 @@ class UNet(nn.Module):
         )
         self.fuse = nn.ModuleList(DoubleConv(2 * w, w) for w in widths[::-1])
         self.head = nn.Conv2d(widths[0], 1, 1)
+        if prior is not None:
+            # focal-loss prior (Lin et al. 2017, 4.1): every pixel starts at p = prior, not 0.5, so the many
+            # good pixels do not dominate early training and the map starts from a low floor
+            nn.init.constant_(self.head.bias, -math.log((1 - prior) / prior))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         skips = []

@@ -54,3 +54,17 @@ def test_smooth_and_score_is_max_of_mean_filter():
     scores, smoothed = smooth_and_score(maps, 5)
     assert scores[0].item() == pytest.approx(9 / 25)
     assert scores[1].item() == 0.0 and smoothed.shape == maps.shape
+
+
+@pytest.mark.parametrize("prior", [None, 0.01])
+def test_unet_prior_sets_the_initial_map_level(prior):
+    from model.unet import UNet
+
+    torch.manual_seed(0)
+    unet = UNet(6, [8, 16], 32, prior).train()
+    with torch.no_grad():
+        p = torch.sigmoid(unet(torch.rand(2, 6, 32, 32)))
+    if prior is None:  # PyTorch's default init: around 0.5
+        assert 0.3 < float(p.median()) < 0.7
+    else:
+        assert abs(float(p.median()) - prior) < 0.005 and float(p.max()) < 0.1

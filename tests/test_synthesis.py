@@ -61,3 +61,40 @@ def test_texture_folder_is_used(tmp_path):
     assert len(textures) == 1 and textures[0].shape == (64, 64, 3)
     with pytest.raises(ValueError, match="texture folder not found"):
         load_textures(str(tmp_path / "missing"), 64)
+
+
+def _core_fraction(mask: np.ndarray) -> float:
+    """Share of a mask that survives erosion by a 5x5 square: ~0 for strokes up to 3-4 px wide (a few
+    pixels where two curves cross), large for blobs."""
+    import cv2
+
+    m = mask.astype(np.uint8)
+    return float(cv2.erode(m, np.ones((5, 5), np.uint8)).sum()) / max(1, int(m.sum()))
+
+
+def test_thin_curves_stay_thin_and_blobs_do_not():
+    from model.synthesis import perlin_mask, thin_perlin_mask
+
+    cfg = SynthesisConfig(probability=1.0, thin_width_px=(1.0, 3.0))
+    thin = [thin_perlin_mask((128, 128), np.random.default_rng(s), cfg) for s in range(20)]
+    drawn = [m for m in thin if m.any()]
+    assert len(drawn) >= 10, "most draws must produce a curve"
+    assert max(_core_fraction(m) for m in drawn) < 0.05, "a curve of width <= 3 px does not survive erosion"
+    # and it is long: a curve, not a dot
+    assert np.median([m.sum() for m in drawn]) >= 30
+    coarse = SynthesisConfig(probability=1.0, max_scale_exp=2)  # the test must fail if curves were blobs
+    blobs = [perlin_mask((128, 128), np.random.default_rng(s), coarse) for s in range(20)]
+    assert np.median([_core_fraction(m) for m in blobs if m.any()]) > 0.3
+
+
+def test_thin_fraction_switches_the_mask_kind():
+    img = _image(size=128)
+    thin_cfg = SynthesisConfig(probability=1.0, thin_fraction=1.0)
+    blob_cfg = SynthesisConfig(probability=1.0, thin_fraction=0.0, max_scale_exp=2)
+    thin = [synthesize(img, np.random.default_rng(s), thin_cfg)[1] for s in range(12)]
+    blob = [synthesize(img, np.random.default_rng(s), blob_cfg)[1] for s in range(12)]
+    assert all(_core_fraction(m) < 0.05 for m in thin)
+    assert sum(m.sum() for m in thin) < sum(m.sum() for m in blob) / 3
+    a1, m1 = synthesize(img, np.random.default_rng(3), thin_cfg)
+    a2, m2 = synthesize(img, np.random.default_rng(3), thin_cfg)
+    assert np.array_equal(a1, a2) and np.array_equal(m1, m2)
