@@ -10,7 +10,7 @@ import json
 import os
 from pathlib import Path
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
@@ -78,6 +78,12 @@ def read_meta(path: Path) -> CheckpointMeta:
         raise CheckpointError(f"{path}: safetensors file without GRD-Net metadata")
     try:
         return CheckpointMeta.model_validate(json.loads(raw))
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        key = ".".join(str(p) for p in err["loc"])
+        raise CheckpointError(
+            f"{path}: bad checkpoint metadata: {key}: {err['msg']} (written by another version of this code?)"
+        ) from exc
     except ValueError as exc:
         raise CheckpointError(f"{path}: bad checkpoint metadata: {exc}") from exc
 

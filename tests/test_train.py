@@ -55,3 +55,18 @@ def test_discriminator_is_reinitialised_when_its_loss_collapses():
 def test_train_cli_bad_data_is_one_line_nonzero(tmp_path):
     r = run_cli("train", "--data", str(tmp_path / "none"), "--out", str(tmp_path / "m.safetensors"))
     assert_one_line_error(r, "dataset folder not found")
+
+
+def test_checkpoint_with_an_unknown_config_key_is_a_one_line_error_naming_it(tiny_checkpoint, tmp_path):
+    import json
+
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    with safe_open(str(tiny_checkpoint), framework="pt") as f:
+        meta = json.loads(f.metadata()["grdnet"])
+    meta["config"]["train"]["ema_decay"] = 0.99  # a key this version does not know
+    bad = tmp_path / "other-version.safetensors"
+    save_file(load_file(str(tiny_checkpoint)), str(bad), metadata={"grdnet": json.dumps(meta)})
+    r = run_cli("evaluate", "--data", str(tmp_path), "--checkpoint", str(bad))
+    assert_one_line_error(r, f"{bad}: bad checkpoint metadata: config.train.ema_decay")
