@@ -96,6 +96,9 @@ class TrainConfig(_Strict):
     beta2: float = 0.999
     plateau_patience: int = 3
     plateau_factor: float = Field(0.904837418, description="e^-0.1")
+    precise_bn_passes: int = Field(
+        0, ge=0, description="passes over the training set that recompute BatchNorm statistics after training"
+    )
     holdout_fraction: float = Field(0.1, ge=0, lt=1, description="train/good slice kept out for calibration")
     min_holdout: int = 8
     threshold_quantile: float = Field(0.99, gt=0, le=1)

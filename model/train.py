@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -107,6 +108,34 @@ def train_step(model: GRDNet, opts: Optimisers, batch: tuple[torch.Tensor, ...],
     }
 
 
+@torch.no_grad()
+def recompute_bn_statistics(model: GRDNet, loader: Iterable, passes: int) -> None:
+    """Replace every BatchNorm running mean/variance by its exact average over ``passes`` of the training data,
+    fed as in training (synthetic anomalies; generator, then U-Net on the reconstruction).
+
+    Running statistics are a 0.1-momentum trace of the last few batches; with lr 1e-3 to the end they lag the
+    weights, and the eval-mode network can differ badly from the trained one (measured: one seed scored 0.53
+    image AUROC with the trace and 0.93 with recomputed statistics)."""
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    if passes == 0 or not norms:
+        return
+    momenta = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average
+    model.train()
+    dataset = getattr(loader, "dataset", None)
+    first_epoch = dataset.epoch + 1 if isinstance(dataset, TrainSet) else 0
+    for p in range(passes):
+        if isinstance(dataset, TrainSet):
+            dataset.epoch = first_epoch + p  # fresh synthetic anomalies each pass, as a new epoch would get
+        for _x, x_noisy, _mask, _roi in loader:
+            _, x_hat, _ = model.generator(x_noisy)
+            model.segment_logits(x_noisy, x_hat)
+    for m, momentum in zip(norms, momenta, strict=True):
+        m.momentum = momentum
+
+
 def split_holdout(n: int, cfg: GRDNetConfig, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Indices (train, holdout): a seeded slice of train/good kept out for threshold calibration."""
     t = cfg.train
@@ -176,6 +205,7 @@ def train(
             stop_reason = f"max-minutes {max_minutes} (next epoch would end past it)"
             break
 
+    recompute_bn_statistics(model, loader, cfg.train.precise_bn_passes)
     model.eval()
     tc = cfg.train
     calib_idx = hold_idx if len(hold_idx) else train_idx
@@ -201,6 +231,7 @@ def train(
             "stop": stop_reason,
             "seconds": round(time.monotonic() - t0, 1),
             "whole_image_roi": whole_image_roi,
+            "precise_bn_passes": cfg.train.precise_bn_passes,
             "n_train": len(train_idx),
             "final": {k: history[-1][k] for k in ("d", "gen", "con", "seg")},
             "first": {k: history[0][k] for k in ("d", "gen", "con", "seg")},

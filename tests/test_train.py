@@ -32,9 +32,11 @@ def test_checkpoint_weights_load_with_weights_only_semantics(tiny_checkpoint):
 def test_train_writes_exactly_the_path_and_max_minutes_stops_at_an_epoch(tiny_data, tmp_path):
     cfg = tiny_config()
     cfg.train.epochs = 50
+    cfg.train.precise_bn_passes = 1  # and the statistics pass runs after the last epoch
     out = tmp_path / "out" / "m.safetensors"
     meta = train(tiny_data, out, cfg, max_minutes=0.0001, seed=1, progress=False)
     assert meta.training["epochs_run"] == 1 and "max-minutes" in meta.training["stop"]
+    assert meta.training["precise_bn_passes"] == 1
     assert sorted(p.name for p in out.parent.iterdir()) == ["m.safetensors"]
     assert read_meta(out).id == meta.id
 
@@ -70,3 +72,24 @@ def test_checkpoint_with_an_unknown_config_key_is_a_one_line_error_naming_it(tin
     save_file(load_file(str(tiny_checkpoint)), str(bad), metadata={"grdnet": json.dumps(meta)})
     r = run_cli("evaluate", "--data", str(tmp_path), "--checkpoint", str(bad))
     assert_one_line_error(r, f"{bad}: bad checkpoint metadata: config.train.ema_decay")
+
+
+def test_recomputed_bn_statistics_make_eval_mode_match_the_trained_network():
+    from model.train import recompute_bn_statistics
+
+    cfg = tiny_config()
+    model = create_grdnet(cfg)
+    x = torch.rand(4, 3, 64, 64)
+    batch = (x, x, torch.zeros(4, 1, 64, 64), torch.ones(4, 1, 64, 64))
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    for m in norms:  # stale statistics, as a lagging 0.1-momentum trace leaves them
+        m.running_mean.add_(3.0)
+    with torch.no_grad():
+        trained = model.train().anomaly_map(x)
+        stale = model.eval().anomaly_map(x)
+    recompute_bn_statistics(model, [batch], passes=1)
+    with torch.no_grad():
+        fixed = model.eval().anomaly_map(x)
+    assert (stale - trained).abs().max() > 0.05, "stale statistics must change the map"
+    assert (fixed - trained).abs().max() < 0.02
+    assert all(m.momentum == 0.1 for m in norms)
