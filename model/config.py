@@ -94,6 +94,10 @@ class TrainConfig(_Strict):
     lr: float = 1e-4
     beta1: float = 0.5
     beta2: float = 0.999
+    lr_schedule: Literal["plateau", "cosine"] = Field(
+        "plateau", description="plateau: the paper's reduce-on-plateau; cosine: lr -> lr * cosine_floor over `epochs`"
+    )
+    cosine_floor: float = Field(0.05, gt=0, le=1, description="cosine: last epoch's lr as a fraction of lr")
     plateau_patience: int = 3
     plateau_factor: float = Field(0.904837418, description="e^-0.1")
     precise_bn_passes: int = Field(

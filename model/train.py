@@ -46,10 +46,17 @@ def make_optimisers(model: GRDNet, cfg: GRDNetConfig) -> Optimisers:
     opts = Optimisers(
         adam(model.generator.parameters()), adam(model.discriminator.parameters()), adam(model.unet.parameters())
     )
-    opts.schedulers = [
-        torch.optim.lr_scheduler.ReduceLROnPlateau(o, factor=t.plateau_factor, patience=t.plateau_patience)
-        for o in (opts.gen, opts.disc, opts.seg)
-    ]
+    if t.lr_schedule == "cosine":
+        # stepped once per epoch; a --max-minutes stop ends the curve early
+        opts.schedulers = [
+            torch.optim.lr_scheduler.CosineAnnealingLR(o, T_max=max(1, t.epochs - 1), eta_min=t.lr * t.cosine_floor)
+            for o in (opts.gen, opts.disc, opts.seg)
+        ]
+    else:
+        opts.schedulers = [
+            torch.optim.lr_scheduler.ReduceLROnPlateau(o, factor=t.plateau_factor, patience=t.plateau_patience)
+            for o in (opts.gen, opts.disc, opts.seg)
+        ]
     return opts
 
 
@@ -190,7 +197,10 @@ def train(
             bar.set_postfix({k: f"{losses[k]:.3f}" for k in ("d", "gen", "con", "seg")})
         means = {k: v / len(loader) for k, v in sums.items()}
         for sched in opts.schedulers:
-            sched.step(means["total"])
+            if isinstance(sched, torch.optim.lr_scheduler.ReduceLROnPlateau):
+                sched.step(means["total"])
+            else:
+                sched.step()
         means.update(epoch=epoch + 1, seconds=time.monotonic() - e0, lr=opts.gen.param_groups[0]["lr"])
         history.append(means)
         if progress:

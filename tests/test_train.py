@@ -93,3 +93,23 @@ def test_recomputed_bn_statistics_make_eval_mode_match_the_trained_network():
     assert (stale - trained).abs().max() > 0.05, "stale statistics must change the map"
     assert (fixed - trained).abs().max() < 0.02
     assert all(m.momentum == 0.1 for m in norms)
+
+
+def test_cosine_schedule_ends_at_its_floor_and_paper_keeps_plateau():
+    cfg = tiny_config()
+    cfg.train.lr_schedule, cfg.train.epochs, cfg.train.lr, cfg.train.cosine_floor = "cosine", 5, 1e-3, 0.1
+    opts = make_optimisers(create_grdnet(cfg), cfg)
+    seen = []
+    for _ in range(cfg.train.epochs):
+        seen.append(opts.seg.param_groups[0]["lr"])
+        for o in (opts.gen, opts.disc, opts.seg):
+            o.step()
+        for s in opts.schedulers:
+            s.step()
+    assert seen[0] == 1e-3 and abs(seen[-1] - 1e-4) < 1e-9
+    assert all(a > b for a, b in zip(seen, seen[1:], strict=False)), "the lr must fall every epoch"
+    paper = load_preset("paper")
+    assert paper.train.lr_schedule == "plateau"
+    assert isinstance(
+        make_optimisers(create_grdnet(tiny_config()), paper).schedulers[0], torch.optim.lr_scheduler.ReduceLROnPlateau
+    )
