@@ -46,13 +46,22 @@ def _rotate(a: np.ndarray, deg: float) -> np.ndarray:
     return cv2.warpAffine(a, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
 
 
+def _covering_side(shape: tuple[int, ...]) -> int:
+    """The square power-of-two side that covers ``shape`` (Perlin lattices need a multiple of their res)."""
+    return 1 << max(shape[0] - 1, shape[1] - 1).bit_length()
+
+
+def _rotated_perlin(shape: tuple[int, int], res: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
+    """Perlin noise at lattice ``res`` over the covering square, turned by a random angle, cropped to ``shape``."""
+    side = _covering_side(shape)
+    noise = perlin_noise((side, side), res, rng).astype(np.float32)
+    return _rotate(noise, float(rng.uniform(-90, 90)))[: shape[0], : shape[1]]
+
+
 def perlin_mask(shape: tuple[int, int], rng: np.random.Generator, cfg: SynthesisConfig) -> np.ndarray:
     """Binary mask (float32 0/1) from rotated Perlin noise at a random scale 2^k per axis."""
-    h, w = shape
-    side = 1 << max(h - 1, w - 1).bit_length()  # square power of two covering the image
     ky, kx = rng.integers(cfg.min_scale_exp, cfg.max_scale_exp + 1, size=2)
-    noise = perlin_noise((side, side), (1 << int(ky), 1 << int(kx)), rng)
-    noise = _rotate(noise.astype(np.float32), float(rng.uniform(-90, 90)))[:h, :w]
+    noise = _rotated_perlin(shape, (1 << int(ky), 1 << int(kx)), rng)
     return (noise > cfg.threshold).astype(np.float32)
 
 
@@ -64,18 +73,15 @@ def thin_perlin_mask(shape: tuple[int, int], rng: np.random.Generator, cfg: Synt
     Blobs alone never look like a scratch or a fibre one or two pixels wide; the zero set of smooth noise
     gives curved and nearly straight lines of a controlled width. The distance to the crossing is
     |n| / |grad n|, so the width does not depend on the noise scale."""
-    h, w = shape
-    side = 1 << max(h - 1, w - 1).bit_length()
     k = int(rng.integers(cfg.thin_scale_exp[0], cfg.thin_scale_exp[1] + 1))
-    noise = perlin_noise((side, side), (1 << k, 1 << k), rng).astype(np.float32)
-    noise = _rotate(noise, float(rng.uniform(-90, 90)))[:h, :w]
+    noise = _rotated_perlin(shape, (1 << k, 1 << k), rng)
     gy, gx = np.gradient(noise)
     distance = np.abs(noise) / (np.hypot(gx, gy) + 1e-6)
     half_width = rng.uniform(*cfg.thin_width_px) / 2
     curves = distance < half_width
     g = 1 << int(rng.integers(0, 3))  # coarse gate: a few long segments rather than speckle
-    gate = _rotate(perlin_noise((side, side), (g, g), rng).astype(np.float32), float(rng.uniform(-90, 90)))
-    return (curves & (gate[:h, :w] > cfg.threshold)).astype(np.float32)
+    gate = _rotated_perlin(shape, (g, g), rng)
+    return (curves & (gate > cfg.threshold)).astype(np.float32)
 
 
 def load_textures(texture_dir: str | None, size: int) -> list[np.ndarray]:
@@ -112,7 +118,7 @@ def anomaly_texture(
         color = rng.random(c)
         speckle = rng.normal(0, 0.08, size=(h, w, c))
         return np.clip(color + speckle, 0, 1)
-    side = 1 << max(h - 1, w - 1).bit_length()
+    side = _covering_side(shape)
     k = 1 << int(rng.integers(2, 6))
     field = perlin_noise((side, side), (k, k), rng)[:h, :w]
     field = (field - field.min()) / (np.ptp(field) + 1e-8)

@@ -46,17 +46,15 @@ def make_optimisers(model: GRDNet, cfg: GRDNetConfig) -> Optimisers:
     opts = Optimisers(
         adam(model.generator.parameters()), adam(model.discriminator.parameters()), adam(model.unet.parameters())
     )
-    if t.lr_schedule == "cosine":
-        # stepped once per epoch; a --max-minutes stop ends the curve early
-        opts.schedulers = [
-            torch.optim.lr_scheduler.CosineAnnealingLR(o, T_max=max(1, t.epochs - 1), eta_min=t.lr * t.cosine_floor)
-            for o in (opts.gen, opts.disc, opts.seg)
-        ]
-    else:
-        opts.schedulers = [
-            torch.optim.lr_scheduler.ReduceLROnPlateau(o, factor=t.plateau_factor, patience=t.plateau_patience)
-            for o in (opts.gen, opts.disc, opts.seg)
-        ]
+
+    def schedule(o: torch.optim.Adam):
+        if t.lr_schedule == "cosine":  # stepped once per epoch; a --max-minutes stop ends the curve early
+            return torch.optim.lr_scheduler.CosineAnnealingLR(
+                o, T_max=max(1, t.epochs - 1), eta_min=t.lr * t.cosine_floor
+            )
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(o, factor=t.plateau_factor, patience=t.plateau_patience)
+
+    opts.schedulers = [schedule(o) for o in (opts.gen, opts.disc, opts.seg)]
     return opts
 
 

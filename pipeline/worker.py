@@ -188,15 +188,13 @@ class Worker:
         if batch:
             judged = self._infer(batch, now_ns)
             verdicts += judged
-            t_done = judged[-1].t_verdict_ns
-            inferred = judged[-1].reason != "engine_error"  # a failed batch is not a timed inference
+            if judged[-1].reason != "engine_error":  # a failed batch is not a timed inference
+                t_done = judged[-1].t_verdict_ns
 
-        if batch and inferred:
-
-            def on_written(t_written: int, batch=batch, t_batch=now_ns, t_done=t_done) -> None:
-                self.metrics.stage.labels("write").observe((t_written - t_done) / 1e9)
-                if self.timing:
-                    self.timing.write(batch, t_batch, t_done, t_written)
+                def on_written(t_written: int, batch=batch, t_batch=now_ns, t_done=t_done) -> None:
+                    self.metrics.stage.labels("write").observe((t_written - t_done) / 1e9)
+                    if self.timing:
+                        self.timing.write(batch, t_batch, t_done, t_written)
 
         self._emit(verdicts, on_written)
         self.metrics.queue.set(len(self.batcher))
