@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The one command-line entry of the GRD-Net inspection line (DESIGN.md 3.1). Thin: parses, delegates.
+"""The one command-line entry of the GRD-Net inspection line (docs/design.md 3.1). Thin: parses, delegates.
 
 Every command exits 0 on success and non-zero with a one-line reason on bad input.
 """
@@ -185,7 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="the live line as configured")
     r.add_argument("--config", default="config/line.yaml")
 
-    rec = sub.add_parser("record", help="write a recorded stream (DESIGN 3.4) from a source")
+    rec = sub.add_parser("record", help="write a recorded stream (docs/design.md 3.4) from a source")
     rec.add_argument("--out", required=True)
     rec.add_argument("--frames", type=int, required=True, help="total over all cameras")
     rec.add_argument("--source", default="synthetic", choices=["synthetic", "genicam", "replay"])
@@ -202,7 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--rate", default="realtime", help="realtime | max | frames per second")
     _line_flags(rp)
 
-    s = sub.add_parser("synth", help="write the synthetic vial product as a dataset (DESIGN 3.2)")
+    s = sub.add_parser("synth", help="write the synthetic vial product as a dataset (docs/design.md 3.2)")
     s.add_argument("--out", required=True)
     s.add_argument("--train", type=int, default=200, help="train/good images")
     s.add_argument("--test", type=int, default=120, help="test images (half good, half defective)")

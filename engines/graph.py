@@ -1,4 +1,4 @@
-"""The one inference graph (DESIGN.md 3.5), defined once in PyTorch; ONNX Runtime and TensorRT run it.
+"""The one inference graph (docs/design.md 3.5), defined once in PyTorch; ONNX Runtime and TensorRT run it.
 
 frames uint8 ``[B, H, W, C]``, roi uint8 ``[B, H, W]`` (255 = inspect; all 255 when a camera has no static
 mask) -> scores float ``[B]``, maps float ``[B, H, W]``. Inside: cast and normalisation, generator,

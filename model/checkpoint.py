@@ -1,6 +1,6 @@
 """Checkpoints: one safetensors file; its metadata holds the full config, threshold and provenance as JSON.
 
-safetensors cannot execute code on load (no pickle), which DESIGN.md section 4 asks for.
+safetensors cannot execute code on load (no pickle), which docs/design.md section 4 asks for.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""MVTec AD layout plus ROI masks (DESIGN.md 3.2): indexing, loading, and the training dataset.
+"""MVTec AD layout plus ROI masks (docs/design.md 3.2): indexing, loading, and the training dataset.
 
 Errors are ``DatasetError`` with a one-line message that names the path at fault.
 """

@@ -1,4 +1,4 @@
-"""Evaluation metrics of DESIGN.md 3.6, as pure functions of scores, maps and masks (sklearn underneath)."""
+"""Evaluation metrics of docs/design.md 3.6, as pure functions of scores, maps and masks (sklearn underneath)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Write the synthetic vial product as a dataset in the DESIGN.md 3.2 layout (``run_line.py synth``)."""
+"""Write the synthetic vial product as a dataset in the docs/design.md 3.2 layout (``run_line.py synth``)."""
 
 from __future__ import annotations
 

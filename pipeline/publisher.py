@@ -1,5 +1,5 @@
 """Verdicts to the Redis stream: one pipelined round trip per batch; while Redis is away, verdicts wait
-in a bounded in-order buffer and are written first when it returns (DESIGN.md section 4, rule 4).
+in a bounded in-order buffer and are written first when it returns (docs/design.md section 4, rule 4).
 
 Each flush is a MULTI/EXEC transaction, so a flush lands whole or not at all; a reply lost after EXEC can
 make a retried batch appear twice (at-least-once): the tracker keys on (camera, frame_id).

@@ -1,4 +1,4 @@
-"""Recorded streams (DESIGN.md 3.4): ``DIR/stream.jsonl`` (one wire header per line plus ``file``) and
+"""Recorded streams (docs/design.md 3.4): ``DIR/stream.jsonl`` (one wire header per line plus ``file``) and
 ``DIR/frames/<camera>/<frame_id>.png`` (lossless). Replay reads them back, or a plain image folder."""
 
 from __future__ import annotations

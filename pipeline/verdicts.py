@@ -1,11 +1,11 @@
-"""Verdicts (DESIGN.md 3.7): one per frame, fail-safe. Pure: the worker decides, the publisher writes."""
+"""Verdicts (docs/design.md 3.7): one per frame, fail-safe. Pure: the worker decides, the publisher writes."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 REASONS = ("pass", "anomaly", "late", "bad_frame", "engine_error", "overload")
-# every stream entry has these fields (DESIGN.md 3.7); rejects may add "map"
+# every stream entry has these fields (docs/design.md 3.7); rejects may add "map"
 VERDICT_FIELDS = (
     "camera",
     "frame_id",

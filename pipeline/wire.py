@@ -1,4 +1,4 @@
-"""Frame wire format (DESIGN.md 3.3): two ZeroMQ frames, a JSON header then the raw pixels.
+"""Frame wire format (docs/design.md 3.3): two ZeroMQ frames, a JSON header then the raw pixels.
 
 ``decode`` turns anything malformed into ``BadFrame`` with a ``kind`` (for counting and rate-limited
 logging) and whatever camera/slot/frame_id the header still named (for the ``bad_frame`` verdict).
