@@ -24,9 +24,9 @@ def command(name: str):
 
 @command("synth")
 def cmd_synth(a: argparse.Namespace) -> int:
-    from model.synth_dataset import write_vial_dataset
+    from model.synth_dataset import write_product_dataset
 
-    counts = write_vial_dataset(Path(a.out), a.train, a.test, a.seed, a.size)
+    counts = write_product_dataset(Path(a.out), a.train, a.test, a.seed, a.size, a.product)
     print(f"wrote {sum(counts.values())} images to {a.out}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
     return 0
 
@@ -202,8 +202,9 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--rate", default="realtime", help="realtime | max | frames per second")
     _line_flags(rp)
 
-    s = sub.add_parser("synth", help="write the synthetic vial product as a dataset (docs/design.md 3.2)")
+    s = sub.add_parser("synth", help="write a synthetic product family as a dataset (docs/design.md 3.2)")
     s.add_argument("--out", required=True)
+    s.add_argument("--product", default="vials", choices=["vials", "ampoule", "blister"], help="product family")
     s.add_argument("--train", type=int, default=200, help="train/good images")
     s.add_argument("--test", type=int, default=120, help="test images (half good, half defective)")
     s.add_argument("--seed", type=int, default=0)

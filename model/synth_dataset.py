@@ -1,4 +1,4 @@
-"""Write the synthetic vial product as a dataset in the docs/design.md 3.2 layout (``run_line.py synth``)."""
+"""Write a synthetic product family as a dataset in the docs/design.md 3.2 layout (``run_line.py synth``)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from model.vials import DEFECTS, render_vial_frame
+from model.products import get_product
 
 OUTSIDE_ROI_PREFIX = "outside_roi_"  # test/good images whose only defects lie outside the ROI
 
@@ -21,10 +21,14 @@ def _write(path: Path, image: np.ndarray) -> None:
         raise OSError(f"{path}: cannot write")
 
 
-def write_vial_dataset(out: Path, n_train: int, n_test: int, seed: int, size: int = 256) -> dict[str, int]:
-    """train/good: clean good strips. test: 1/2 good (of which half carry web defects outside the ROI,
-    named ``outside_roi_*``) and 1/2 defective, split over ``DEFECTS``. Deterministic by ``seed``."""
+def write_product_dataset(
+    out: Path, n_train: int, n_test: int, seed: int, size: int = 256, product: str = "vials"
+) -> dict[str, int]:
+    """train/good: clean good units. test: 1/2 good (of which half carry web defects outside the ROI,
+    named ``outside_roi_*``) and 1/2 defective, split over the product's defects. Deterministic by ``seed``."""
     out = Path(out)
+    family = get_product(product)
+    DEFECTS = family.defects  # noqa: N806
     counts: dict[str, int] = {}
     jobs: list[tuple[str, str, str | None, str]] = []  # (split, class, defect, placement)
     jobs += [("train", "good", None, "inside")] * n_train
@@ -35,7 +39,7 @@ def write_vial_dataset(out: Path, n_train: int, n_test: int, seed: int, size: in
     jobs += [("test", DEFECTS[i % len(DEFECTS)], DEFECTS[i % len(DEFECTS)], "inside") for i in range(n_test - n_good)]
     for idx, (split, cls, defect, placement) in enumerate(tqdm(jobs, desc="rendering", unit="img")):
         rng = np.random.default_rng([seed, idx])
-        frame = render_vial_frame(rng, size, defect, placement)  # type: ignore[arg-type]
+        frame = family.render(rng, size, defect, placement)  # type: ignore[arg-type]
         prefix = OUTSIDE_ROI_PREFIX if placement == "outside" else ""
         stem = f"{prefix}{idx:04d}"
         _write(out / split / cls / f"{stem}.png", frame.image)

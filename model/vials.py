@@ -8,26 +8,13 @@ products, on the web outside them. Pure: the same rng state gives the same frame
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
-
 import cv2
 import numpy as np
 
+from model.marks import Placement, ProductFrame, pick_point, smooth_field
+
 DEFECTS = ("dark_spot", "fibre", "scratch")
-Placement = Literal["inside", "outside"]
-
-
-@dataclass
-class VialFrame:
-    image: np.ndarray  # HxWx3 uint8, RGB
-    roi: np.ndarray  # HxW uint8, 255 = vial body
-    defect_mask: np.ndarray  # HxW uint8, 255 = defect pixels (inside or outside the ROI)
-
-
-def _smooth_field(rng: np.random.Generator, size: int, cells: int, amp: float) -> np.ndarray:
-    coarse = rng.normal(0, 1, (cells, cells)).astype(np.float32)
-    return cv2.resize(coarse, (size, size), interpolation=cv2.INTER_CUBIC) * amp
+VialFrame = ProductFrame
 
 
 def _vial_masks(size: int, rng: np.random.Generator) -> list[tuple[np.ndarray, dict]]:
@@ -82,12 +69,6 @@ def _draw_defect(kind: str, centre: tuple[float, float], size: int, rng: np.rand
     return m
 
 
-def _pick_point(region: np.ndarray, rng: np.random.Generator) -> tuple[float, float]:
-    ys, xs = np.nonzero(region)
-    i = int(rng.integers(len(ys)))
-    return float(xs[i]), float(ys[i])
-
-
 def render_vial_frame(
     rng: np.random.Generator,
     size: int = 256,
@@ -108,7 +89,7 @@ def render_vial_frame(
     web_top, web_bottom = rng.uniform(0.03, 0.07) * s, rng.uniform(0.95, 1.0) * s
     web = ((yy > web_top) & (yy < web_bottom)).astype(np.float32)
     web_tone = np.array([150, 155, 160], np.float32) * rng.uniform(0.9, 1.05)
-    web_tex = _smooth_field(rng, s, 12, 6.0)
+    web_tex = smooth_field(rng, s, 12, 6.0)
     img = img * (1 - web[..., None]) + (web_tone + web_tex[..., None]) * web[..., None]
 
     roi = np.zeros((s, s), np.uint8)
@@ -160,7 +141,7 @@ def render_vial_frame(
         else:
             region = (cv2.dilate(roi, kernel) == 0) & (web > 0) & border & (yy > 0.15 * s) & (yy < 0.9 * s)
             allowed = cv2.dilate(roi, np.ones((5, 5), np.uint8)) == 0  # never touches a vial
-        opacity = _draw_defect(defect, _pick_point(region, rng), s, rng) * allowed
+        opacity = _draw_defect(defect, pick_point(region, rng), s, rng) * allowed
         strength = rng.uniform(0.75, 1.0)
         a = (opacity * strength)[..., None]
         if defect == "scratch":  # a scratch scatters light: darker than what is around it, on body and liquid alike

@@ -43,10 +43,10 @@ def tiny_config() -> GRDNetConfig:
 
 @pytest.fixture(scope="session")
 def tiny_data(tmp_path_factory) -> Path:
-    from model.synth_dataset import write_vial_dataset
+    from model.synth_dataset import write_product_dataset
 
     out = tmp_path_factory.mktemp("vials")
-    write_vial_dataset(out, n_train=12, n_test=8, seed=3, size=64)
+    write_product_dataset(out, n_train=12, n_test=8, seed=3, size=64)
     return out
 
 
