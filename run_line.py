@@ -43,12 +43,45 @@ def cmd_train(a: argparse.Namespace) -> int:
         cfg.net.bottleneck = a.bottleneck
     if a.roi_variant:
         cfg.loss.roi_variant = a.roi_variant
-    meta = train(Path(a.data), Path(a.out), cfg, a.max_minutes, a.seed, whole_image_roi=a.whole_image_roi)
-    t = meta.training
+    meta = train(
+        Path(a.data), Path(a.out), cfg, a.max_minutes, a.seed, whole_image_roi=a.whole_image_roi, resize=a.resize
+    )
+    t, c = meta.training, meta.calibration
     print(
         f"wrote {a.out}: id {meta.id}, {t['epochs_run']} epochs in {t['seconds']:.0f} s ({t['stop']}), "
-        f"threshold {meta.threshold:.4f}"
+        f"{t['s_per_step']:.2f} s/step"
     )
+    if meta.validation:
+        v = meta.validation["kept"]
+        print(
+            f"self-validation (held-out good + synthetic marks, no labels): kept epoch {v['epoch']}, "
+            f"image AUROC {v['image_auroc']:.3f}, pixel AUROC {v['pixel_auroc']:.3f}"
+        )
+        if v["collapsed"]:
+            print("WARNING: collapsed run: the eval-mode map lights good images too; do not deploy this checkpoint")
+    if c:
+        esc = "-" if c.val_escape_rate is None else f"{c.val_escape_rate:.3f}"
+        print(
+            f"threshold {meta.threshold:.4f} (good q{c.quantile:g} {c.good_quantile_score:.4f} + {c.margin:g} x spread;"
+            f" on validation: false reject {c.val_false_reject_rate:.3f}, escape {esc})"
+        )
+    if meta.baseline:
+        b = meta.baseline
+        print(f"classical baseline (median {b.kernel}x{b.kernel}): self-validation image AUROC {b.val_image_auroc:.3f}")
+    return 0
+
+
+@command("model-bench")
+def cmd_model_bench(a: argparse.Namespace) -> int:
+    from model.config import load_config_file, load_preset
+    from model.recipe_bench import run
+
+    cfg = load_config_file(Path(a.config)) if a.config else load_preset(a.preset)
+    families = [f for f in a.families.split(",") if f]
+    seeds = [int(s) for s in a.seeds.split(",") if s]
+    rows = run(Path(a.out), families, cfg, seeds, a.max_minutes, a.train_seed, a.eval_seed)
+    print((Path(a.out) / "results.md").read_text())
+    print(f"{len(rows)} trainings; results in {Path(a.out) / 'results.json'}")
     return 0
 
 
@@ -62,6 +95,8 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
         use_test_roi=a.use_test_roi,
         json_path=Path(a.json) if a.json else None,
         report_dir=Path(a.report) if a.report else None,
+        baseline=a.baseline == "classic",
+        resize=a.resize,
     )
     print_summary(result)
     return 0
@@ -221,6 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--bottleneck", choices=["crae", "drae"])
     t.add_argument("--roi-variant", type=int, choices=[1, 2, 3, 4], help="ROI loss ablation case (default 2)")
     t.add_argument("--whole-image-roi", action="store_true", help="ignore ROI masks: ROI = the whole image")
+    t.add_argument("--resize", action="store_true", help="scale images of another size to the model's native size")
 
     e = sub.add_parser("evaluate", help="image/pixel AUROC, AUPRO, F1-max and operating-point rates")
     e.add_argument("--data", required=True)
@@ -232,6 +268,18 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="multiply maps by the test ROI masks (default: the learned attention alone)",
     )
+    e.add_argument("--baseline", choices=["classic"], help="also score the stored classical peer, side by side")
+    e.add_argument("--resize", action="store_true", help="scale images of another size to the model's native size")
+
+    mb = sub.add_parser("model-bench", help="recipe benchmark: families x training seeds, model beside the baseline")
+    mb.add_argument("--out", required=True, help="folder for renders, checkpoints, results.json and results.md")
+    mb.add_argument("--families", default="vials,ampoule,blister")
+    mb.add_argument("--seeds", default="0,1,2", help="training seeds")
+    mb.add_argument("--max-minutes", type=float, default=10.0)
+    mb.add_argument("--train-seed", type=int, default=0, help="render seed of the training sets")
+    mb.add_argument("--eval-seed", type=int, default=11, help="render seed of the evaluation sets")
+    mb.add_argument("--preset", default="cpu")
+    mb.add_argument("--config", help="a model config YAML instead of a preset")
 
     x = sub.add_parser("export", help="checkpoint -> ONNX inference graph, verified against PyTorch")
     x.add_argument("--checkpoint", required=True)

@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field, ValidationError
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from model.baseline import ClassicBaseline
 from model.config import GRDNetConfig
 from model.grdnet import GRDNet, create_grdnet
 
@@ -22,14 +23,22 @@ BUNDLED_CHECKPOINT = Path(__file__).resolve().parents[1] / "assets" / "grdnet-vi
 
 
 class Calibration(BaseModel):
-    """How the threshold was derived (README, "Threshold"): quantile of held-out good scores + margin."""
+    """How the threshold was derived (model/inference.calibrate_threshold) and what it did on validation."""
 
-    rule: str = "threshold = quantile(holdout good scores, q) + margin"
+    rule: str = (
+        "t = q + margin * (q - median) over held-out good scores, capped at the max_val_escape quantile of defects"
+    )
     quantile: float
     margin: float
-    n_holdout: int
-    holdout_quantile_score: float
-    holdout_max_score: float
+    max_val_escape: float
+    source: str
+    n_good: int
+    n_defective: int
+    good_quantile_score: float
+    good_median_score: float
+    defect_escape_cap: float | None
+    val_false_reject_rate: float
+    val_escape_rate: float | None
 
 
 class CheckpointMeta(BaseModel):
@@ -40,6 +49,8 @@ class CheckpointMeta(BaseModel):
     channels: int
     normalisation: dict = Field(default_factory=lambda: {"input": "uint8", "scale": 1 / 255, "mean": 0.0, "std": 1.0})
     calibration: Calibration | None = None
+    validation: dict | None = None  # self-validation: the kept epoch's figures and the curve
+    baseline: ClassicBaseline | None = None  # the classical peer, fitted on the same validation set
     training: dict = Field(default_factory=dict)
 
 

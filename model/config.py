@@ -22,7 +22,12 @@ class _Strict(BaseModel):
 class NetConfig(_Strict):
     """Architecture of the generator, discriminator and discriminative U-Net."""
 
-    image_size: int = Field(128, ge=32, description="square side the model works at (px)")
+    image_size: int = Field(
+        128, ge=32, description="native square side of the frames the model judges (px); inference sees whole frames"
+    )
+    patch_size: int | None = Field(
+        None, ge=32, description="training crops of this side cut at native resolution; None: whole frames"
+    )
     channels: Literal[1, 3] = 3
     base_width: int = Field(16, ge=4, description="width of the first encoder stage")
     stages: int = Field(4, ge=2, le=6, description="encoder stages, each halves the resolution")
@@ -41,7 +46,12 @@ class NetConfig(_Strict):
         return [self.base_width * min(2**i, self.max_width_mult) for i in range(self.stages)]
 
     def latent_side(self) -> int:
-        return self.image_size // 2**self.stages
+        """Side of the latent of a training input (the discriminator's and the dense bottleneck's size)."""
+        return self.train_size() // 2**self.stages
+
+    def train_size(self) -> int:
+        """Side of what training feeds the networks: a native-resolution patch, or the whole frame."""
+        return self.patch_size or self.image_size
 
 
 class AugmentConfig(_Strict):
@@ -100,13 +110,27 @@ class TrainConfig(_Strict):
     cosine_floor: float = Field(0.05, gt=0, le=1, description="cosine: last epoch's lr as a fraction of lr")
     plateau_patience: int = 3
     plateau_factor: float = Field(0.904837418, description="e^-0.1")
-    precise_bn_passes: int = Field(
-        0, ge=0, description="passes over the training set that recompute BatchNorm statistics after training"
+    loader_workers: int = Field(1, ge=0, description="processes that synthesise batches beside training (0: inline)")
+    bn_batches: int = Field(
+        0, ge=0, description="before each validation: recompute BatchNorm statistics over this many batches (0: no)"
     )
-    holdout_fraction: float = Field(0.1, ge=0, lt=1, description="train/good slice kept out for calibration")
+    holdout_fraction: float = Field(
+        0.1, ge=0, lt=1, description="train/good slice kept out for self-validation and calibration"
+    )
     min_holdout: int = 8
-    threshold_quantile: float = Field(0.99, gt=0, le=1)
-    threshold_margin: float = Field(0.05, ge=0, description="added to the quantile of held-out good scores")
+    validate_every: int = Field(0, ge=0, description="epochs between self-validations (0: none, keep the last)")
+    early_stop_patience: int = Field(0, ge=0, description="validations without improvement before stopping (0: off)")
+    smoothing_kernels: list[int] | None = Field(
+        None, description="kernels self-validation chooses inference.smoothing_kernel from (None: keep it)"
+    )
+    val_defects_per_image: int = Field(2, ge=1, description="synthetic validation defects per held-out image")
+    threshold_quantile: float = Field(0.99, gt=0, le=1, description="of held-out good scores: 1 - target FRR")
+    threshold_margin: float = Field(
+        0.5, ge=0, description="added above that quantile, in units of the good scores' spread (q - median)"
+    )
+    max_val_escape: float = Field(
+        0.05, ge=0, le=1, description="the margin stops where it would pass more than this share of val defects"
+    )
 
 
 class InferenceConfig(_Strict):

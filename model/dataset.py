@@ -71,11 +71,19 @@ def index_split(root: Path, split: str, use_roi: bool = True) -> list[Sample]:
     return samples
 
 
-def read_image(path: Path, size: int, channels: int) -> np.ndarray:
-    """Image as uint8 ``size x size x channels`` (RGB or gray), resized; errors name the file."""
+def read_image(path: Path, size: int, channels: int, resize: bool = False) -> np.ndarray:
+    """Image as uint8 ``size x size x channels`` (RGB or gray); errors name the file.
+
+    The model judges frames at their native resolution, so an image of another size is an error unless
+    ``resize`` (``--resize``) asks to scale it: a 1 px scratch shrunk by half is no longer a scratch."""
     img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if img is None:
         raise DatasetError(f"{path}: unreadable image")
+    if img.shape[:2] != (size, size) and not resize:
+        raise DatasetError(
+            f"{path}: {img.shape[1]}x{img.shape[0]} px, but the model's native size (net.image_size) is "
+            f"{size}x{size}: crop the images to it, set net.image_size, or pass --resize to scale them"
+        )
     if img.dtype != np.uint8:
         img = cv2.convertScaleAbs(img, alpha=255.0 / max(1, int(img.max())))
     if img.ndim == 3 and img.shape[2] == 4:
@@ -84,7 +92,8 @@ def read_image(path: Path, size: int, channels: int) -> np.ndarray:
         img = cv2.cvtColor(img, cv2.COLOR_GRAY2RGB) if img.ndim == 2 else cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
     elif img.ndim == 3:
         img = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
-    img = cv2.resize(img, (size, size), interpolation=cv2.INTER_AREA)
+    if img.shape[:2] != (size, size):
+        img = cv2.resize(img, (size, size), interpolation=cv2.INTER_AREA)
     return img.reshape(size, size, channels)
 
 
@@ -103,10 +112,15 @@ def read_mask(path: Path, image_path: Path, size: int) -> np.ndarray:
     return (mask > 127).astype(np.float32)
 
 
-def load_roi(sample: Sample, size: int) -> np.ndarray:
+def load_roi(sample: Sample, size: int, require_area: bool = False) -> np.ndarray:
+    """The sample's ROI (1 = inspect); the whole frame when it has none. ``require_area``: an ROI that covers
+    nothing is an error (training would learn that nothing on such an image ever matters)."""
     if sample.roi_path is None:
         return np.ones((size, size), np.float32)
-    return read_mask(sample.roi_path, sample.path, size)
+    roi = read_mask(sample.roi_path, sample.path, size)
+    if require_area and not roi.any():
+        raise DatasetError(f"{sample.roi_path}: ROI mask covers nothing (255 marks where defects matter)")
+    return roi
 
 
 def to_tensor(images: np.ndarray) -> torch.Tensor:
@@ -131,27 +145,46 @@ def augment(
     return np.ascontiguousarray(image), np.ascontiguousarray(roi)
 
 
-class TrainSet(Dataset):
-    """Good images held in memory; each item gets its augmentation and synthetic anomaly from a seeded rng.
+def random_patch(
+    image: np.ndarray, roi: np.ndarray, patch: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """A ``patch x patch`` crop at native resolution, at a uniform random position, of image and ROI alike."""
+    h, w = roi.shape
+    y, x = int(rng.integers(0, h - patch + 1)), int(rng.integers(0, w - patch + 1))
+    return image[y : y + patch, x : x + patch], roi[y : y + patch, x : x + patch]
 
-    Item = (clean x, noisy x*, anomaly mask M, ROI), tensors ``[C,H,W]``, ``[C,H,W]``, ``[1,H,W]``, ``[1,H,W]``.
+
+def load_train_images(
+    samples: list[Sample], size: int, channels: int, whole_image_roi: bool = False, resize: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """(uint8 images ``[N, S, S, C]``, float ROIs ``[N, S, S]``) at native size; one-line errors name the file."""
+    images = np.stack([read_image(s.path, size, channels, resize) for s in samples])
+    ones = np.ones((size, size), np.float32)
+    rois = np.stack([ones if whole_image_roi else load_roi(s, size, require_area=True) for s in samples])
+    return images, rois
+
+
+class TrainSet(Dataset):
+    """Good images held in memory at native resolution; each item is a patch (``patch`` px, or the whole frame)
+    with its augmentation and synthetic anomaly from an rng seeded by (seed, epoch, index), so items are the
+    same whichever process of a DataLoader computes them.
+
+    Item = (clean x, noisy x*, anomaly mask M, ROI), tensors ``[C,P,P]``, ``[C,P,P]``, ``[1,P,P]``, ``[1,P,P]``.
     """
 
     def __init__(
         self,
-        samples: list[Sample],
-        size: int,
-        channels: int,
+        *,
+        images: np.ndarray,
+        rois: np.ndarray,
+        patch: int,
         augment_cfg: AugmentConfig,
         synth_cfg: SynthesisConfig,
         seed: int,
-        whole_image_roi: bool = False,
     ) -> None:
-        self.images = np.stack([read_image(s.path, size, channels) for s in samples])
-        ones = np.ones((size, size), np.float32)
-        self.rois = np.stack([ones if whole_image_roi else load_roi(s, size) for s in samples])
+        self.images, self.rois, self.patch = images, rois, patch
         self.augment_cfg, self.synth_cfg = augment_cfg, synth_cfg
-        self.textures = load_textures(synth_cfg.texture_dir, size)
+        self.textures = load_textures(synth_cfg.texture_dir, patch)
         self.seed, self.epoch = seed, 0
 
     def __len__(self) -> int:
@@ -159,8 +192,10 @@ class TrainSet(Dataset):
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, ...]:
         rng = np.random.default_rng([self.seed, self.epoch, i])
-        img = self.images[i].astype(np.float32) / 255.0
-        img, roi = augment(img, self.rois[i], rng, self.augment_cfg)
+        img, roi = self.images[i], self.rois[i]
+        if self.patch < roi.shape[0]:
+            img, roi = random_patch(img, roi, self.patch, rng)
+        img, roi = augment(img.astype(np.float32) / 255.0, roi, rng, self.augment_cfg)
         noisy, mask = synthesize(img, rng, self.synth_cfg, self.textures)
         t = lambda a: torch.from_numpy(np.ascontiguousarray(a))  # noqa: E731
         return t(img).permute(2, 0, 1), t(noisy).permute(2, 0, 1), t(mask)[None], t(roi)[None]

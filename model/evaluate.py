@@ -13,8 +13,8 @@ from rich.console import Console
 from rich.table import Table
 
 from model import metrics
-from model.checkpoint import load_checkpoint
-from model.dataset import index_split, load_roi, read_image, read_mask
+from model.checkpoint import CheckpointError, load_checkpoint
+from model.dataset import Sample, index_split, load_roi, read_image, read_mask
 from model.grdnet import smooth_and_score
 from model.inference import score_images
 from model.synth_dataset import OUTSIDE_ROI_PREFIX
@@ -28,36 +28,19 @@ class Evaluation:
     maps: np.ndarray
     masks: np.ndarray
     frames: np.ndarray
+    validation: dict | None = None  # the checkpoint's own self-validation figures (no labels needed)
+    baseline: Evaluation | None = None  # the classical peer on the same test set
 
 
 def _finite(x: float) -> float | None:
     return None if math.isnan(x) else round(x, 6)
 
 
-def evaluate_checkpoint(
-    data_dir: Path,
-    checkpoint: Path,
-    use_test_roi: bool = False,
-    json_path: Path | None = None,
-    report_dir: Path | None = None,
-) -> Evaluation:
-    model, meta = load_checkpoint(checkpoint)
-    size, ch = meta.image_size, meta.channels
-    samples = index_split(Path(data_dir), "test", use_roi=use_test_roi)
-    frames = np.stack([read_image(s.path, size, ch) for s in samples])
-    masks = np.stack(
-        [read_mask(s.mask_path, s.path, size) if s.mask_path else np.zeros((size, size), np.float32) for s in samples]
-    )
-    scores, maps = score_images(model, frames)
-    if use_test_roi:
-        maps = maps * np.stack([load_roi(s, size) for s in samples])
-        s, _ = smooth_and_score(torch.from_numpy(maps), meta.config.inference.smoothing_kernel)
-        scores = s.numpy()
+def judge(samples: list[Sample], scores: np.ndarray, maps: np.ndarray, masks: np.ndarray, thr: float) -> tuple:
+    """(summary, per_class) of one scorer on one test set at its threshold (docs/design.md 3.6)."""
     labels = np.array([0 if s.label == "good" else 1 for s in samples])
-    thr = meta.threshold
     outside = np.array([s.label == "good" and s.path.name.startswith(OUTSIDE_ROI_PREFIX) for s in samples])
     plain_good = (labels == 0) & ~outside
-
     summary = {
         "image_auroc": metrics.image_auroc(labels, scores),
         "pixel_auroc": metrics.pixel_auroc(maps, masks),
@@ -69,14 +52,7 @@ def evaluate_checkpoint(
     if outside.any():
         summary["false_reject_rate_plain_good"] = float((scores[plain_good] > thr).mean())
         summary["false_reject_rate_outside_roi_good"] = float((scores[outside] > thr).mean())
-    summary.update(
-        n_images=len(samples),
-        n_good=int((labels == 0).sum()),
-        n_defective=int(labels.sum()),
-        checkpoint=meta.id,
-        test_roi_applied=use_test_roi,
-    )
-
+    summary.update(n_images=len(samples), n_good=int((labels == 0).sum()), n_defective=int(labels.sum()))
     per_class = {}
     good = labels == 0
     for cls in sorted({s.label for s in samples} - {"good"}):
@@ -90,60 +66,120 @@ def evaluate_checkpoint(
             "escape_rate": float((scores[sel] <= thr).mean()),
         }
     per_class["good"] = {"n": int(good.sum()), "false_reject_rate": float((scores[good] > thr).mean())}
+    return summary, per_class
 
+
+def _clean(d: dict) -> dict:
+    return {k: (_finite(v) if isinstance(v, float) else v) for k, v in d.items()}
+
+
+def evaluate_checkpoint(
+    data_dir: Path,
+    checkpoint: Path,
+    use_test_roi: bool = False,
+    json_path: Path | None = None,
+    report_dir: Path | None = None,
+    baseline: bool = False,
+    resize: bool = False,
+) -> Evaluation:
+    model, meta = load_checkpoint(checkpoint)
+    size, ch = meta.image_size, meta.channels
+    samples = index_split(Path(data_dir), "test", use_roi=use_test_roi)
+    frames = np.stack([read_image(s.path, size, ch, resize) for s in samples])
+    masks = np.stack(
+        [read_mask(s.mask_path, s.path, size) if s.mask_path else np.zeros((size, size), np.float32) for s in samples]
+    )
+    scores, maps = score_images(model, frames)
+    test_roi = np.stack([load_roi(s, size) for s in samples]) if use_test_roi else None
+    if test_roi is not None:
+        maps = maps * test_roi
+        s, _ = smooth_and_score(torch.from_numpy(maps), meta.config.inference.smoothing_kernel)
+        scores = s.numpy()
+    summary, per_class = judge(samples, scores, maps, masks, meta.threshold)
+    summary.update(checkpoint=meta.id, test_roi_applied=use_test_roi)
     images = [
-        {"path": str(s.path), "label": s.label, "score": float(sc), "reject": bool(sc > thr)}
+        {"path": str(s.path), "label": s.label, "score": float(sc), "reject": bool(sc > meta.threshold)}
         for s, sc in zip(samples, scores, strict=True)
     ]
-    result = Evaluation(summary, per_class, images, maps, masks, frames)
+    result = Evaluation(summary, per_class, images, maps, masks, frames, validation=meta.validation)
+    if baseline:
+        if meta.baseline is None:
+            raise CheckpointError(f"{checkpoint}: no classical baseline stored (trained without a holdout?)")
+        b_scores, b_maps = meta.baseline.score(frames)
+        if test_roi is not None:
+            b_maps = b_maps * test_roi
+            b_scores = b_maps.reshape(len(b_maps), -1).max(axis=1)
+        b_summary, b_per_class = judge(samples, b_scores, b_maps, masks, meta.baseline.threshold)
+        b_summary.update(checkpoint=f"classic median filter {meta.baseline.kernel}x{meta.baseline.kernel}")
+        result.baseline = Evaluation(b_summary, b_per_class, [], b_maps, masks, frames)
     if json_path:
-        clean = {k: (_finite(v) if isinstance(v, float) else v) for k, v in summary.items()}
-        pc = {c: {k: (_finite(v) if isinstance(v, float) else v) for k, v in d.items()} for c, d in per_class.items()}
+        doc: dict = {
+            "summary": _clean(summary),
+            "per_class": {c: _clean(d) for c, d in per_class.items()},
+            "images": images,
+            "validation": meta.validation,
+            "calibration": meta.calibration.model_dump() if meta.calibration else None,
+        }
+        if result.baseline:
+            doc["baseline"] = {
+                "summary": _clean(result.baseline.summary),
+                "per_class": {c: _clean(d) for c, d in result.baseline.per_class.items()},
+            }
         json_path.parent.mkdir(parents=True, exist_ok=True)
-        json_path.write_text(json.dumps({"summary": clean, "per_class": pc, "images": images}, indent=1))
+        json_path.write_text(json.dumps(doc, indent=1))
     if report_dir:
         from model.report import write_report
 
+        labels = np.array([0 if s.label == "good" else 1 for s in samples])
         write_report(report_dir, result, labels, scores)
     return result
 
 
-def print_summary(result: Evaluation) -> None:
-    console = Console()
-    table = Table(title=f"GRD-Net evaluation ({result.summary['checkpoint']})")
+def _table(result: Evaluation, title: str) -> Table:
+    table = Table(title=title)
     cols = ["class", "n", "image AUROC", "pixel AUROC", "AUPRO", "escape", "false reject"]
     for c in cols:
         table.add_column(c, justify="right" if c != "class" else "left")
-
-    def f(x: float | None) -> str:
-        return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.3f}"
-
-    for cls, d in result.per_class.items():
+    rows = [(cls, d) for cls, d in result.per_class.items()]
+    rows.append(("all", {**result.summary, "n": result.summary["n_images"]}))
+    for cls, d in rows:
         table.add_row(
             cls,
             str(d["n"]),
-            f(d.get("image_auroc")),
-            f(d.get("pixel_auroc")),
-            f(d.get("aupro")),
-            f(d.get("escape_rate")),
-            f(d.get("false_reject_rate")),
+            *(_fmt(d.get(k)) for k in ("image_auroc", "pixel_auroc", "aupro", "escape_rate", "false_reject_rate")),
+            style="bold" if cls == "all" else None,
         )
-    s = result.summary
-    table.add_row(
-        "all",
-        str(s["n_images"]),
-        f(s["image_auroc"]),
-        f(s["pixel_auroc"]),
-        f(s["aupro"]),
-        f(s["escape_rate"]),
-        f(s["false_reject_rate"]),
-        style="bold",
-    )
-    console.print(table)
-    extra = f"F1-max {f(s['f1_max'])}  accuracy {f(s['accuracy'])}  threshold {s['threshold']:.4f}"
+    return table
+
+
+def _fmt(x: float | None) -> str:
+    return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.3f}"
+
+
+def _operating_line(s: dict) -> str:
+    line = f"F1-max {_fmt(s['f1_max'])}  accuracy {_fmt(s['accuracy'])}  threshold {s['threshold']:.4f}"
     if "false_reject_rate_outside_roi_good" in s:
-        extra += (
-            f"  false reject: plain good {f(s['false_reject_rate_plain_good'])}, "
-            f"good with defects outside the ROI {f(s['false_reject_rate_outside_roi_good'])}"
+        line += (
+            f"  false reject: plain good {_fmt(s['false_reject_rate_plain_good'])}, "
+            f"good with defects outside the ROI {_fmt(s['false_reject_rate_outside_roi_good'])}"
         )
-    console.print(extra)
+    return line
+
+
+def print_summary(result: Evaluation) -> None:
+    console = Console()
+    console.print(_table(result, f"GRD-Net evaluation ({result.summary['checkpoint']})"))
+    console.print(_operating_line(result.summary))
+    if result.validation:
+        v = result.validation["kept"]
+        console.print(
+            f"self-validation at training (no labels): epoch {v['epoch']}, image AUROC {_fmt(v['image_auroc'])}, "
+            f"pixel AUROC {_fmt(v['pixel_auroc'])}" + (" [COLLAPSED]" if v["collapsed"] else "")
+        )
+    b = result.baseline
+    if b is not None:
+        console.print(_table(b, f"classical baseline: {b.summary['checkpoint']}"))
+        console.print(_operating_line(b.summary))
+        console.print(
+            f"image AUROC: GRD-Net {_fmt(result.summary['image_auroc'])} vs classical {_fmt(b.summary['image_auroc'])}"
+        )

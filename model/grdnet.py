@@ -45,6 +45,15 @@ def smooth_and_score(maps: torch.Tensor, kernel: int) -> tuple[torch.Tensor, tor
 
 def create_grdnet(cfg: GRDNetConfig) -> GRDNet:
     net = cfg.net
+    if net.patch_size is not None:
+        if net.patch_size > net.image_size:
+            raise ValueError(f"net.patch_size {net.patch_size} is larger than net.image_size {net.image_size}")
+        if net.bottleneck == "drae" and net.patch_size != net.image_size:
+            raise ValueError(
+                "net.patch_size: the dense (drae) bottleneck is not fully convolutional; train whole frames"
+            )
+        if net.patch_size % 2**net.stages or net.patch_size % 2 ** len(net.unet_widths):
+            raise ValueError(f"net.patch_size {net.patch_size} must be divisible by 2^stages and 2^unet levels")
     if net.image_size % 2**net.stages:
         raise ValueError(f"net.image_size {net.image_size} must be divisible by 2^stages = {2**net.stages}")
     if net.image_size % 2 ** len(net.unet_widths):

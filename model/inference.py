@@ -23,8 +23,29 @@ def score_images(model: GRDNet, images: np.ndarray, batch_size: int = 16) -> tup
     return np.concatenate(scores), np.concatenate(maps)
 
 
-def calibrate_threshold(good_scores: np.ndarray, quantile: float, margin: float) -> float:
-    """The operating threshold from good images only: ``quantile(scores, q) + margin``; reject if above."""
+def calibrate_threshold(
+    good_scores: np.ndarray, defect_scores: np.ndarray, quantile: float, margin: float, max_escape: float
+) -> dict:
+    """The operating threshold from held-out good scores and synthetic-defect validation scores together.
+
+    ``t = q + margin * (q - median)`` with ``q`` the good scores' ``quantile`` (1 - target false-reject rate):
+    the margin scales with the product's own good-score spread, not a fixed number that suits one score
+    scale. It stops at the ``max_escape`` quantile of the defect scores when that lies above ``q``, so the
+    margin never passes more validation defects than allowed. Returns the threshold and the figures behind it.
+    """
     if len(good_scores) == 0:
         raise ValueError("threshold calibration needs at least one held-out good image")
-    return float(np.quantile(good_scores, quantile) + margin)
+    q = float(np.quantile(good_scores, quantile))
+    median = float(np.median(good_scores))
+    t = q + margin * max(q - median, 0.0)
+    cap = float(np.quantile(defect_scores, max_escape)) if len(defect_scores) else float("inf")
+    if cap > q:
+        t = min(t, cap)
+    return {
+        "threshold": t,
+        "good_quantile_score": q,
+        "good_median_score": median,
+        "defect_escape_cap": cap if np.isfinite(cap) else None,
+        "val_false_reject_rate": float((good_scores > t).mean()),
+        "val_escape_rate": float((defect_scores <= t).mean()) if len(defect_scores) else None,
+    }

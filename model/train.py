@@ -1,12 +1,12 @@
 """GRD-Net training: three updates per step (discriminator; generator with C frozen; U-Net on the detached
-reconstruction), reduce-on-plateau schedule, a wall-clock budget honoured at epoch boundaries, and a
-threshold calibrated on held-out good images."""
+reconstruction) on native-resolution patches, a wall-clock budget honoured at epoch boundaries, the epoch kept
+by self-validation on held-out good images with synthetic marks, and a threshold calibrated on both."""
 
 from __future__ import annotations
 
+import copy
 import math
 import time
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,9 +15,10 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from model.baseline import fit_baseline
 from model.checkpoint import Calibration, CheckpointMeta, save_checkpoint
 from model.config import GRDNetConfig
-from model.dataset import TrainSet, index_split, read_image
+from model.dataset import DatasetError, TrainSet, index_split, load_train_images
 from model.grdnet import GRDNet, create_grdnet
 from model.inference import calibrate_threshold, score_images
 from model.losses import (
@@ -27,6 +28,7 @@ from model.losses import (
     encoder_loss,
     roi_focal_loss,
 )
+from model.validation import build_validation_set, validate
 
 
 @dataclass
@@ -114,43 +116,108 @@ def train_step(model: GRDNet, opts: Optimisers, batch: tuple[torch.Tensor, ...],
 
 
 @torch.no_grad()
-def recompute_bn_statistics(model: GRDNet, loader: Iterable, passes: int) -> None:
-    """Replace every BatchNorm running mean/variance by its exact average over ``passes`` of the training data,
+def recompute_bn_statistics(model: GRDNet, loader: DataLoader, batches: int, epoch_tag: int) -> None:
+    """Replace every BatchNorm running mean/variance by its exact average over ``batches`` training batches,
     fed as in training (synthetic anomalies; generator, then U-Net on the reconstruction).
 
-    Running statistics are a 0.1-momentum trace of the last few batches; with lr 1e-3 to the end they lag the
-    weights, and the eval-mode network can differ badly from the trained one (measured: one seed scored 0.53
-    image AUROC with the trace and 0.93 with recomputed statistics)."""
+    Running statistics are a 0.1-momentum trace of the last few batches; with lr 1e-3 they lag the weights,
+    and the eval-mode network can differ badly from the trained one (measured: one seed scored 0.53 image
+    AUROC with the trace and 0.93 with recomputed statistics). ``epoch_tag`` seeds fresh anomalies."""
     norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
-    if passes == 0 or not norms:
+    if batches == 0 or not norms:
         return
     momenta = [m.momentum for m in norms]
     for m in norms:
         m.reset_running_stats()
         m.momentum = None  # cumulative average
     model.train()
-    dataset = getattr(loader, "dataset", None)
-    first_epoch = dataset.epoch + 1 if isinstance(dataset, TrainSet) else 0
-    for p in range(passes):
-        if isinstance(dataset, TrainSet):
-            dataset.epoch = first_epoch + p  # fresh synthetic anomalies each pass, as a new epoch would get
+    dataset: TrainSet = loader.dataset  # type: ignore[assignment]
+    epoch, seen = dataset.epoch, 0
+    dataset.epoch = epoch_tag
+    while seen < batches:
         for _x, x_noisy, _mask, _roi in loader:
             _, x_hat, _ = model.generator(x_noisy)
             model.segment_logits(x_noisy, x_hat)
+            seen += 1
+            if seen == batches:
+                break
+        dataset.epoch += 1
+    dataset.epoch = epoch
     for m, momentum in zip(norms, momenta, strict=True):
         m.momentum = momentum
 
 
-def split_holdout(n: int, cfg: GRDNetConfig, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Indices (train, holdout): a seeded slice of train/good kept out for threshold calibration."""
+def split_holdout(n: int, cfg: GRDNetConfig, seed: int, where: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (train, holdout): a seeded slice of train/good kept out for self-validation and calibration."""
     t = cfg.train
     order = np.random.default_rng(seed).permutation(n)
     if t.holdout_fraction == 0:
         return order, order[:0]
     n_hold = max(t.min_holdout, round(t.holdout_fraction * n))
     if n - n_hold < 2:
-        raise ValueError(f"{n} training images are too few to hold {n_hold} out for calibration")
+        raise DatasetError(
+            f"{where}: {n} good images are too few to hold {n_hold} out for validation and keep 2 for training; "
+            f"add images (at least {n_hold + 2}) or lower train.min_holdout"
+        )
     return np.sort(order[n_hold:]), np.sort(order[:n_hold])
+
+
+def make_loader(ds: TrainSet, cfg: GRDNetConfig, seed: int) -> DataLoader:
+    """Batches of ``ds``; with ``train.loader_workers`` the synthesis runs in worker processes beside the
+    training thread (each item's rng depends only on (seed, epoch, index), so the batches are the same)."""
+    workers = cfg.train.loader_workers
+    return DataLoader(
+        ds,
+        batch_size=cfg.train.batch_size,
+        shuffle=True,
+        drop_last=len(ds) > cfg.train.batch_size,
+        generator=torch.Generator().manual_seed(seed),
+        num_workers=workers,
+        prefetch_factor=4 if workers else None,
+    )
+
+
+def run_epoch(
+    model: GRDNet, opts: Optimisers, loader: DataLoader, cfg: GRDNetConfig, desc: str, progress: bool
+) -> dict:
+    """One pass over ``loader``; the mean of each loss and the epoch's seconds."""
+    e0 = time.monotonic()
+    model.train()
+    sums: dict[str, float] = {}
+    bar = tqdm(loader, desc=desc, disable=not progress, leave=False)
+    for batch in bar:
+        losses = train_step(model, opts, batch, cfg)
+        for k, v in losses.items():
+            sums[k] = sums.get(k, 0.0) + v
+        bar.set_postfix({k: f"{losses[k]:.3f}" for k in ("d", "gen", "con", "seg")})
+    means = {k: v / len(loader) for k, v in sums.items()}
+    for sched in opts.schedulers:
+        if isinstance(sched, torch.optim.lr_scheduler.ReduceLROnPlateau):
+            sched.step(means["total"])
+        else:
+            sched.step()
+    means.update(seconds=time.monotonic() - e0, lr=opts.gen.param_groups[0]["lr"])
+    return means
+
+
+@dataclass
+class Selection:
+    """The best self-validated epoch so far: its weights, figures and the curve of every validation."""
+
+    curve: list[dict] = field(default_factory=list)
+    best: dict | None = None
+    state: dict | None = None
+    since_best: int = 0
+
+    def offer(self, model: GRDNet, figures: dict) -> None:
+        self.curve.append(figures)
+        key = (not figures["collapsed"], figures["image_auroc"], figures["pixel_auroc"])
+        best = self.best
+        if best is None or key > (not best["collapsed"], best["image_auroc"], best["pixel_auroc"]):
+            self.best, self.since_best = figures, 0
+            self.state = copy.deepcopy(model.state_dict())
+        else:
+            self.since_best += 1
 
 
 def train(
@@ -161,77 +228,97 @@ def train(
     seed: int = 0,
     whole_image_roi: bool = False,
     progress: bool = True,
+    resize: bool = False,
 ) -> CheckpointMeta:
     """Train on ``data_dir/train/good`` and write exactly ``out``; returns the checkpoint's metadata."""
     torch.manual_seed(seed)
     t0 = time.monotonic()
+    cfg = cfg.model_copy(deep=True)  # self-validation may choose the smoothing kernel: never the caller's object
+    net, tc = cfg.net, cfg.train
+    model = create_grdnet(cfg)  # config errors before any data is read
     samples = index_split(Path(data_dir), "train")
-    train_idx, hold_idx = split_holdout(len(samples), cfg, seed)
-    net = cfg.net
+    train_idx, hold_idx = split_holdout(len(samples), cfg, seed, Path(data_dir) / "train" / "good")
+    images, rois = load_train_images(samples, net.image_size, net.channels, whole_image_roi, resize)
     ds = TrainSet(
-        [samples[i] for i in train_idx], net.image_size, net.channels, cfg.augment, cfg.synthesis, seed, whole_image_roi
+        images=images[train_idx],
+        rois=rois[train_idx],
+        patch=net.train_size(),
+        augment_cfg=cfg.augment,
+        synth_cfg=cfg.synthesis,
+        seed=seed,
     )
-    loader = DataLoader(
-        ds,
-        batch_size=cfg.train.batch_size,
-        shuffle=True,
-        drop_last=len(ds) > cfg.train.batch_size,
-        generator=torch.Generator().manual_seed(seed),
+    loader = make_loader(ds, cfg, seed)
+    vs = (
+        build_validation_set(images[hold_idx], rois[hold_idx], seed, tc.val_defects_per_image)
+        if len(hold_idx)
+        else None
     )
-    # no channels_last: its CPU backward segfaults for some small widths (torch 2.13, seen at base width 8)
-    model = create_grdnet(cfg).train()
     opts = make_optimisers(model, cfg)
     history: list[dict] = []
+    selection = Selection()
     stop_reason = "epochs"
-    for epoch in range(cfg.train.epochs):
+    for epoch in range(tc.epochs):
         ds.epoch = epoch
-        e0 = time.monotonic()
-        sums: dict[str, float] = {}
-        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.train.epochs}", disable=not progress, leave=False)
-        for batch in bar:
-            losses = train_step(model, opts, batch, cfg)
-            for k, v in losses.items():
-                sums[k] = sums.get(k, 0.0) + v
-            bar.set_postfix({k: f"{losses[k]:.3f}" for k in ("d", "gen", "con", "seg")})
-        means = {k: v / len(loader) for k, v in sums.items()}
-        for sched in opts.schedulers:
-            if isinstance(sched, torch.optim.lr_scheduler.ReduceLROnPlateau):
-                sched.step(means["total"])
-            else:
-                sched.step()
-        means.update(epoch=epoch + 1, seconds=time.monotonic() - e0, lr=opts.gen.param_groups[0]["lr"])
+        means = run_epoch(model, opts, loader, cfg, f"epoch {epoch + 1}/{tc.epochs}", progress)
+        means["epoch"] = epoch + 1
         history.append(means)
+        line = f"epoch {epoch + 1}: " + " ".join(f"{k}={means[k]:.4f}" for k in ("d", "gen", "con", "seg"))
+        if vs is not None and tc.validate_every and (epoch + 1) % tc.validate_every == 0:
+            v0 = time.monotonic()
+            recompute_bn_statistics(model, loader, tc.bn_batches, epoch_tag=100_000 + epoch)
+            figures, _ = validate(model.eval(), vs, tc.smoothing_kernels)
+            figures.update(epoch=epoch + 1, seconds=round(time.monotonic() - v0, 1))
+            selection.offer(model, figures)
+            means["seconds"] += figures["seconds"]
+            line += f" | val image AUROC {figures['image_auroc']:.3f} (k{figures['kernel']})"
+            line += f" pixel {figures['pixel_auroc']:.3f}"
+            line += " COLLAPSED" if figures["collapsed"] else ""
         if progress:
-            tqdm.write(
-                f"epoch {epoch + 1}: "
-                + " ".join(f"{k}={means[k]:.4f}" for k in ("d", "gen", "con", "seg"))
-                + f" ({means['seconds']:.1f} s)"
-            )
+            tqdm.write(line + f" ({means['seconds']:.1f} s)")
+        if tc.early_stop_patience and selection.since_best >= tc.early_stop_patience:
+            stop_reason = f"early stop: no better self-validation in {tc.early_stop_patience} validations"
+            break
         elapsed = time.monotonic() - t0
         slowest = max(h["seconds"] for h in history)  # predict the next epoch by the slowest so far
-        if max_minutes is not None and elapsed + slowest > max_minutes * 60 and epoch + 1 < cfg.train.epochs:
+        if max_minutes is not None and elapsed + slowest > max_minutes * 60 and epoch + 1 < tc.epochs:
             stop_reason = f"max-minutes {max_minutes} (next epoch would end past it)"
             break
 
-    recompute_bn_statistics(model, loader, cfg.train.precise_bn_passes)
+    if selection.state is not None:
+        model.load_state_dict(selection.state)
+        cfg.inference.smoothing_kernel = selection.best["kernel"]  # the graph and the checkpoint use this one
+    else:
+        recompute_bn_statistics(model, loader, tc.bn_batches, epoch_tag=200_000)
     model.eval()
-    tc = cfg.train
-    calib_idx = hold_idx if len(hold_idx) else train_idx
-    calib = np.stack([read_image(samples[i].path, net.image_size, net.channels) for i in calib_idx])
-    scores, _ = score_images(model, calib)
-    threshold = calibrate_threshold(scores, tc.threshold_quantile, tc.threshold_margin)
+    if vs is None:  # no holdout: calibrate on the training images themselves (optimistic; said in the metadata)
+        vs_scores, labels = score_images(model, images[train_idx])[0], np.zeros(len(train_idx), int)
+    else:
+        labels = vs.labels
+        vs_scores = validate(model, vs)[1]
+    calib = calibrate_threshold(
+        vs_scores[labels == 0], vs_scores[labels == 1], tc.threshold_quantile, tc.threshold_margin, tc.max_val_escape
+    )
+    if not math.isfinite(calib["threshold"]):
+        raise ValueError("calibrated threshold is not finite: training diverged")
+    baseline = None
+    if vs is not None:
+        baseline = fit_baseline(rois[train_idx], vs, tc.threshold_quantile, tc.threshold_margin, tc.max_val_escape)
     meta = CheckpointMeta(
         config=cfg,
-        threshold=threshold,
+        threshold=calib.pop("threshold"),
         image_size=net.image_size,
         channels=net.channels,
         calibration=Calibration(
             quantile=tc.threshold_quantile,
             margin=tc.threshold_margin,
-            n_holdout=len(hold_idx),
-            holdout_quantile_score=float(np.quantile(scores, tc.threshold_quantile)),
-            holdout_max_score=float(scores.max()),
+            max_val_escape=tc.max_val_escape,
+            n_good=int((labels == 0).sum()),
+            n_defective=int((labels == 1).sum()),
+            source="holdout" if vs is not None else "training images (no holdout)",
+            **calib,
         ),
+        validation=None if selection.best is None else {"kept": selection.best, "curve": selection.curve},
+        baseline=baseline,
         training={
             "data": str(data_dir),
             "seed": seed,
@@ -239,13 +326,11 @@ def train(
             "stop": stop_reason,
             "seconds": round(time.monotonic() - t0, 1),
             "whole_image_roi": whole_image_roi,
-            "precise_bn_passes": cfg.train.precise_bn_passes,
             "n_train": len(train_idx),
+            "n_holdout": len(hold_idx),
+            "s_per_step": round(sum(h["seconds"] for h in history) / max(1, len(history) * len(loader)), 3),
             "final": {k: history[-1][k] for k in ("d", "gen", "con", "seg")},
             "first": {k: history[0][k] for k in ("d", "gen", "con", "seg")},
         },
     )
-    meta = save_checkpoint(Path(out), model, meta)
-    if not math.isfinite(threshold):
-        raise ValueError("calibrated threshold is not finite: training diverged")
-    return meta
+    return save_checkpoint(Path(out), model, meta)

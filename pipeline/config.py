@@ -30,6 +30,7 @@ class Trigger(_Strict):
 
 
 class SyntheticSource(_Strict):
+    product: Literal["vials", "ampoule", "blister"] = "vials"
     size: int = Field(256, ge=32)
     defect_rate: float = Field(0.1, ge=0, le=1)
     seed: int = 0

@@ -30,6 +30,7 @@ def assert_one_line_error(result, text: str) -> None:
 def tiny_config() -> GRDNetConfig:
     cfg = load_preset("cpu")
     cfg.net.image_size = 64
+    cfg.net.patch_size = 32  # native-resolution patches in training, whole 64 px frames in inference
     cfg.net.base_width = 8
     cfg.net.unet_widths = [8, 16]
     cfg.net.unet_middle = 16
@@ -37,6 +38,8 @@ def tiny_config() -> GRDNetConfig:
     cfg.train.batch_size = 4
     cfg.train.epochs = 2
     cfg.train.min_holdout = 2
+    cfg.train.validate_every = 1
+    cfg.train.bn_batches = 2
     cfg.inference.smoothing_kernel = 5
     return cfg
 

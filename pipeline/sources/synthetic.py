@@ -1,4 +1,4 @@
-"""The synthetic vial camera: the model's renderer as a live camera at a fixed rate and defect rate."""
+"""The synthetic camera: a product family's renderer as a live camera at a fixed rate and defect rate."""
 
 from __future__ import annotations
 
@@ -7,14 +7,15 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from model.vials import DEFECTS, render_vial_frame
+from model.products import get_product
 from pipeline.config import SyntheticSource
 
 
 def _render(cfg: SyntheticSource, camera_index: int, i: int) -> np.ndarray:
     rng = np.random.default_rng([cfg.seed, camera_index, i])
-    defect = str(rng.choice(DEFECTS)) if rng.random() < cfg.defect_rate else None
-    return render_vial_frame(rng, cfg.size, defect).image
+    product = get_product(cfg.product)
+    defect = str(rng.choice(product.defects)) if rng.random() < cfg.defect_rate else None
+    return product.render(rng, cfg.size, defect, "inside").image
 
 
 def synthetic_frames(cfg: SyntheticSource, fps: float, camera_index: int = 0) -> Iterator[tuple[np.ndarray, int]]:

@@ -1,0 +1,145 @@
+import cv2
+import numpy as np
+import pytest
+import torch
+
+import model.train as train_module
+from model.baseline import deviation_maps, fit_baseline, fixed_roi
+from model.checkpoint import load_checkpoint
+from model.dataset import TrainSet, random_patch
+from model.grdnet import create_grdnet
+from model.inference import calibrate_threshold
+from model.train import Selection, train
+from model.validation import build_validation_set, validate
+from model.vials import render_vial_frame
+from tests.conftest import run_cli, tiny_config
+
+
+def _frames(n: int, size: int = 128) -> tuple[np.ndarray, np.ndarray]:
+    rendered = [render_vial_frame(np.random.default_rng(s), size) for s in range(n)]
+    return np.stack([f.image for f in rendered]), np.stack([(f.roi > 0).astype(np.float32) for f in rendered])
+
+
+def test_validation_marks_lie_inside_the_roi_for_defects_and_outside_it_for_good():
+    images, rois = _frames(4)
+    vs = build_validation_set(images, rois, seed=0, per_image=2)
+    assert vs.kinds.count("good") == 4 and vs.kinds.count("good_outside") == 4 and vs.labels.sum() == 8
+    src = np.repeat(np.arange(4), 4)  # per image: good, good_outside, 2 defective
+    for frame, label, mask, kind, i in zip(vs.frames, vs.labels, vs.masks, vs.kinds, src, strict=True):
+        changed = np.abs(frame.astype(int) - images[i].astype(int)).max(axis=2) > 0
+        if kind == "good":
+            assert not changed.any() and label == 0
+        elif kind == "good_outside":
+            assert changed.any() and not (changed & (rois[i] > 0)).any() and label == 0
+        else:
+            assert label == 1 and mask.any() and not (changed & (rois[i] == 0)).any()
+            assert (rois[i][mask > 0] > 0).all()
+    again = build_validation_set(images, rois, seed=0, per_image=2)
+    assert np.array_equal(again.frames, vs.frames)
+
+
+def test_threshold_scales_with_the_products_score_spread_and_stops_at_the_defects():
+    rng = np.random.default_rng(0)
+    good, bad = rng.normal(0.2, 0.02, 200), rng.normal(0.6, 0.05, 100)
+    a = calibrate_threshold(good, bad, 0.99, 0.5, 0.05)
+    b = calibrate_threshold(good * 10, bad * 10, 0.99, 0.5, 0.05)
+    assert b["threshold"] == pytest.approx(10 * a["threshold"])  # a score scale, not a fixed 0.05
+    q, med = np.quantile(good, 0.99), np.median(good)
+    assert a["threshold"] == pytest.approx(q + 0.5 * (q - med))
+    assert a["val_escape_rate"] == 0.0 and a["val_false_reject_rate"] <= 0.01
+    close = rng.normal(0.3, 0.01, 100)  # defects just above the good scores: the margin stops at their q0.05
+    c = calibrate_threshold(good, close, 0.99, 5.0, 0.05)
+    assert c["threshold"] == pytest.approx(np.quantile(close, 0.05)) and c["val_escape_rate"] <= 0.05
+
+
+@pytest.mark.parametrize("bias", [10.0, -10.0])
+def test_a_map_that_lights_everything_or_nothing_is_a_collapse(bias):
+    cfg = tiny_config()
+    model = create_grdnet(cfg).eval()
+    torch.nn.init.zeros_(model.unet.head.weight)
+    torch.nn.init.constant_(model.unet.head.bias, bias)
+    images, rois = _frames(3, 64)
+    figures, scores = validate(model, build_validation_set(images, rois, 0, 1))
+    assert figures["collapsed"] and len(scores) == 9
+
+
+def test_selection_keeps_the_weights_of_the_best_validation():
+    model = torch.nn.Linear(2, 1)
+    sel = Selection()
+    for epoch, auroc in enumerate([0.7, 0.9, 0.8]):
+        torch.nn.init.constant_(model.weight, float(epoch))
+        sel.offer(model, {"epoch": epoch, "image_auroc": auroc, "pixel_auroc": 0.5, "collapsed": False})
+    assert sel.best["epoch"] == 1 and sel.since_best == 1 and torch.all(sel.state["weight"] == 1.0)
+    sel.offer(model, {"epoch": 3, "image_auroc": 0.99, "pixel_auroc": 0.5, "collapsed": True})
+    assert sel.best["epoch"] == 1, "a collapsed epoch never wins over a sound one"
+
+
+def test_training_records_the_curve_keeps_its_best_epoch_and_stops_early(tiny_data, tmp_path, monkeypatch):
+    aurocs = iter([0.9, 0.8, 0.7, 0.95])
+    real_validate = train_module.validate
+
+    def scripted(model, vs, kernels=None):
+        figures, scores = real_validate(model, vs, kernels)
+        return {**figures, "image_auroc": next(aurocs, 0.5), "collapsed": False}, scores
+
+    monkeypatch.setattr(train_module, "validate", scripted)
+    cfg = tiny_config()
+    cfg.train.epochs, cfg.train.early_stop_patience = 10, 2
+    meta = train(tiny_data, tmp_path / "m.safetensors", cfg, seed=0, progress=False)
+    assert meta.training["epochs_run"] == 3 and "early stop" in meta.training["stop"]
+    assert [c["epoch"] for c in meta.validation["curve"]] == [1, 2, 3] and meta.validation["kept"]["epoch"] == 1
+
+
+def test_tiny_checkpoint_carries_validation_calibration_and_baseline(tiny_checkpoint):
+    _, meta = load_checkpoint(tiny_checkpoint)
+    kept = meta.validation["kept"]
+    assert kept in meta.validation["curve"] and 0 <= kept["image_auroc"] <= 1
+    c = meta.calibration
+    assert c.n_good >= 2 and c.n_defective >= 2 and 0 <= c.val_false_reject_rate <= 1
+    assert meta.baseline is not None and meta.baseline.kernel in (3, 5, 7, 9, 11, 15)
+    assert meta.baseline.roi().shape == (64, 64)
+
+
+def test_median_baseline_finds_a_dark_dot_inside_its_roi():
+    frame = np.full((1, 64, 64, 3), 180, np.uint8)
+    cv2.circle(frame[0], (40, 20), 2, (40, 40, 40), -1)
+    maps = deviation_maps(frame, 7)
+    y, x = np.unravel_index(maps[0].argmax(), maps[0].shape)
+    assert abs(x - 40) <= 2 and abs(y - 20) <= 2 and maps[0].max() > 0.4
+    assert fixed_roi(np.stack([np.ones((4, 4)), np.zeros((4, 4)), np.ones((4, 4))])).all()
+
+
+def test_baseline_is_fitted_on_validation_only_and_separates_marks():
+    images, rois = _frames(8)
+    vs = build_validation_set(images, rois, seed=1, per_image=2)
+    b = fit_baseline(rois, vs, 0.99, 0.5, 0.05)
+    scores, maps = b.score(vs.frames)
+    assert b.val_image_auroc > 0.6 and maps.shape == (len(vs.frames), 128, 128)
+    assert not maps[:, ~b.roi()].any(), "nothing outside the fixed ROI counts"
+
+
+def test_evaluate_prints_the_model_and_the_classical_baseline_side_by_side(tiny_data, tiny_checkpoint):
+    r = run_cli("evaluate", "--data", str(tiny_data), "--checkpoint", str(tiny_checkpoint), "--baseline", "classic")
+    assert r.returncode == 0, r.stderr
+    assert "classical baseline" in r.stdout and "self-validation at training" in r.stdout
+    assert "image AUROC: GRD-Net" in r.stdout
+
+
+def test_patches_are_cut_at_native_resolution_from_image_and_roi_alike():
+    images, rois = _frames(2)
+    patch_img, patch_roi = random_patch(images[0], rois[0], 32, np.random.default_rng(3))
+    ys, xs = np.nonzero(
+        np.all(np.lib.stride_tricks.sliding_window_view(images[0], (32, 32, 3)) == patch_img, (3, 4, 5))[..., 0]
+    )
+    assert len(ys) >= 1 and np.array_equal(rois[0][ys[0] : ys[0] + 32, xs[0] : xs[0] + 32], patch_roi)
+    cfg = tiny_config()
+    ds = TrainSet(images=images, rois=rois, patch=32, augment_cfg=cfg.augment, synth_cfg=cfg.synthesis, seed=0)
+    x, x_noisy, mask, roi = ds[0]
+    assert x.shape == x_noisy.shape == (3, 32, 32) and mask.shape == roi.shape == (1, 32, 32)
+
+
+def test_dense_bottleneck_cannot_train_on_patches():
+    cfg = tiny_config()
+    cfg.net.bottleneck = "drae"
+    with pytest.raises(ValueError, match="not fully convolutional"):
+        create_grdnet(cfg)
