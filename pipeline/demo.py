@@ -57,7 +57,9 @@ def demo_config(frames: int, fps: float, cameras: int, redis_url: str, engine: s
             engine=engine,
             max_batch=min(max(cameras, 1), 8),
             max_wait_ms=2,
-            deadline_ms=250,
+            # a 256 px frame takes ~0.2 s of both cores in ONNX Runtime: a frame that lands while a batch of two
+            # runs waits for it, so the demo's deadline allows two batches (a line sets it from its ejector)
+            deadline_ms=1000,
         ),
         redis=RedisConfig(url=redis_url, stream=stream),
         metrics=MetricsConfig(enabled=False),

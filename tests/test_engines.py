@@ -204,3 +204,13 @@ def test_tensorrt_matches_onnxruntime(tiny_onnx, tmp_path):
     s_t, m_t = trt_engine.infer(frames)
     s_o, m_o = ort_engine.infer(frames)
     assert np.abs(s_t - s_o).max() < 1e-3 and np.abs(m_t - m_o).max() < 1e-3
+
+
+def test_uint8_tensors_feed_only_casts_in_the_graph(tiny_onnx):
+    """TensorRT takes UINT8 only as a network input/output, then through a Cast: no other op may read one."""
+    graph = onnx.shape_inference.infer_shapes(onnx.load(str(tiny_onnx))).graph
+    types = {v.name: v.type.tensor_type.elem_type for v in [*graph.input, *graph.value_info, *graph.output]}
+    uint8 = {name for name, t in types.items() if t == onnx.TensorProto.UINT8}
+    assert {"frames", "roi"} <= uint8
+    readers = {(n.op_type, i) for n in graph.node for i in n.input if i in uint8}
+    assert readers and all(op == "Cast" for op, _ in readers), sorted(readers)

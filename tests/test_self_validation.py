@@ -143,3 +143,20 @@ def test_dense_bottleneck_cannot_train_on_patches():
     cfg.net.bottleneck = "drae"
     with pytest.raises(ValueError, match="not fully convolutional"):
         create_grdnet(cfg)
+
+
+def test_model_bench_table_gives_every_seed_the_mean_and_the_worst():
+    from model.recipe_bench import markdown
+
+    def row(seed: int, auroc: float) -> dict:
+        keys = ("pixel_auroc", "self_val_image_auroc", "escape_rate", "baseline_image_auroc")
+        return {
+            "family": "ampoule", "seed": seed, "image_auroc": auroc, **dict.fromkeys(keys, 0.5),
+            "false_reject_rate_plain_good": 0.0, "false_reject_rate_outside_roi_good": 0.1,
+            "epochs": 10, "kept_epoch": 8, "per_class_image_auroc": {"crack": auroc},
+        }  # fmt: skip
+
+    table = markdown([row(0, 0.9), row(1, 0.7), row(2, 0.8)])
+    lines = table.splitlines()
+    assert len(lines) == 2 + 3 + 1 and "| ampoule | **mean** | 0.800 |" in lines[-1]
+    assert "worst seed 1: image AUROC 0.700" in lines[-1] and "crack 0.700" in lines[3]
