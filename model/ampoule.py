@@ -3,9 +3,10 @@
 Unlike the vial strip (front-lit plastic, three bodies, colour), this is a bright background with a dark
 silhouette: refraction darkens the glass walls, the liquid (clear or amber) fills most of the body under a
 meniscus, a printed break ring sits on the neck and the bulb above it. Normal variation that resembles
-defects: gas bubbles in the liquid (small dark rings), a reflection streak on the glass, dust on the belt and
-the backlight (outside the ROI). Defects at native resolution inside the body (the ROI): ``particle`` (a dark
-clump of 3-6 px), ``crack`` (a 1 px jagged line), ``speck`` (a 2-4 px dot). Pure: same rng state, same frame.
+defects: gas bubbles in the liquid (dark rims around bright cores), a reflection streak on the glass, dust on
+the belt and the backlight (outside the ROI). Defects at native resolution inside the body (the ROI):
+``particle`` (a dark clump of 3-6 px), ``crack`` (a 1 px jagged line), ``speck`` (a 2-4 px dot). Pure: same rng
+state, same frame.
 """
 
 from __future__ import annotations
@@ -94,12 +95,15 @@ def render_ampoule_frame(
     colour = np.array([200, 40, 40] if rng.random() < 0.5 else [40, 70, 190], np.float32)
     ring = glass & (np.abs(yy - ring_y) < 1.6 * k)
     img[ring] = colour * 0.8
-    # gas bubbles in the liquid: dark rings with a bright centre, normal
+    # gas bubbles in the liquid, normal: under a backlight a dark rim around a bright core, at least 5 px across
+    # (smaller, a bubble is a dark dot that no one, person or model, could tell from a speck)
     for _ in range(rng.poisson(2.0)):
         bx = g["cx"] + rng.uniform(-0.75, 0.75) * g["hw"]
         by = level + rng.uniform(4, 40) * k
-        r = rng.uniform(1.5, 3.5) * k
-        cv2.circle(img, (int(bx * 16), int(by * 16)), int(r * 16), (70, 70, 70), 1, cv2.LINE_AA, shift=4)
+        r = rng.uniform(2.5, 5.0) * k
+        c = (int(bx * 16), int(by * 16))
+        cv2.circle(img, c, int(r * 16), (95, 95, 95), 1, cv2.LINE_AA, shift=4)
+        cv2.circle(img, c, int(r * 0.45 * 16), (245, 245, 245), -1, cv2.LINE_AA, shift=4)
     roi = body
     # dust on the backlight and the belt: normal, outside the ROI
     dust_region = outside_region(roi, int(4 * k) + 1)
