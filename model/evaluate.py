@@ -36,9 +36,10 @@ def _finite(x: float) -> float | None:
     return None if math.isnan(x) else round(x, 6)
 
 
-def judge(samples: list[Sample], scores: np.ndarray, maps: np.ndarray, masks: np.ndarray, thr: float) -> tuple:
+def judge(
+    samples: list[Sample], labels: np.ndarray, scores: np.ndarray, maps: np.ndarray, masks: np.ndarray, thr: float
+) -> tuple:
     """(summary, per_class) of one scorer on one test set at its threshold (docs/design.md 3.6)."""
-    labels = np.array([0 if s.label == "good" else 1 for s in samples])
     outside = np.array([s.label == "good" and s.path.name.startswith(OUTSIDE_ROI_PREFIX) for s in samples])
     plain_good = (labels == 0) & ~outside
     summary = {
@@ -95,7 +96,8 @@ def evaluate_checkpoint(
         maps = maps * test_roi
         s, _ = smooth_and_score(torch.from_numpy(maps), meta.config.inference.smoothing_kernel)
         scores = s.numpy()
-    summary, per_class = judge(samples, scores, maps, masks, meta.threshold)
+    labels = np.array([0 if s.label == "good" else 1 for s in samples])
+    summary, per_class = judge(samples, labels, scores, maps, masks, meta.threshold)
     summary.update(checkpoint=meta.id, test_roi_applied=use_test_roi)
     images = [
         {"path": str(s.path), "label": s.label, "score": float(sc), "reject": bool(sc > meta.threshold)}
@@ -109,7 +111,7 @@ def evaluate_checkpoint(
         if test_roi is not None:
             b_maps = b_maps * test_roi
             b_scores = b_maps.reshape(len(b_maps), -1).max(axis=1)
-        b_summary, b_per_class = judge(samples, b_scores, b_maps, masks, meta.baseline.threshold)
+        b_summary, b_per_class = judge(samples, labels, b_scores, b_maps, masks, meta.baseline.threshold)
         b_summary.update(checkpoint=f"classic median filter {meta.baseline.kernel}x{meta.baseline.kernel}")
         result.baseline = Evaluation(b_summary, b_per_class, [], b_maps, masks, frames)
     if json_path:
@@ -130,7 +132,6 @@ def evaluate_checkpoint(
     if report_dir:
         from model.report import write_report
 
-        labels = np.array([0 if s.label == "good" else 1 for s in samples])
         write_report(report_dir, result, labels, scores)
     return result
 

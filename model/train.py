@@ -207,14 +207,15 @@ class Selection:
     curve: list[dict] = field(default_factory=list)
     best: dict | None = None
     state: dict | None = None
+    scores: np.ndarray | None = None  # the best validation's scores: calibration needs no second pass
     since_best: int = 0
 
-    def offer(self, model: GRDNet, figures: dict) -> None:
+    def offer(self, model: GRDNet, figures: dict, scores: np.ndarray | None = None) -> None:
         self.curve.append(figures)
         key = (not figures["collapsed"], figures["image_auroc"], figures["pixel_auroc"])
         best = self.best
         if best is None or key > (not best["collapsed"], best["image_auroc"], best["pixel_auroc"]):
-            self.best, self.since_best = figures, 0
+            self.best, self.since_best, self.scores = figures, 0, scores
             self.state = copy.deepcopy(model.state_dict())
         else:
             self.since_best += 1
@@ -266,9 +267,9 @@ def train(
         if vs is not None and tc.validate_every and (epoch + 1) % tc.validate_every == 0:
             v0 = time.monotonic()
             recompute_bn_statistics(model, loader, tc.bn_batches, epoch_tag=100_000 + epoch)
-            figures, _ = validate(model.eval(), vs, tc.smoothing_kernels)
+            figures, val_scores = validate(model.eval(), vs, tc.smoothing_kernels)
             figures.update(epoch=epoch + 1, seconds=round(time.monotonic() - v0, 1))
-            selection.offer(model, figures)
+            selection.offer(model, figures, val_scores)
             means["seconds"] += figures["seconds"]
             line += f" | val image AUROC {figures['image_auroc']:.3f} (k{figures['kernel']})"
             line += f" pixel {figures['pixel_auroc']:.3f}"
@@ -292,9 +293,9 @@ def train(
     model.eval()
     if vs is None:  # no holdout: calibrate on the training images themselves (optimistic; said in the metadata)
         vs_scores, labels = score_images(model, images[train_idx])[0], np.zeros(len(train_idx), int)
-    else:
+    else:  # the kept epoch's scores (same weights, statistics and kernel), or one pass when none was validated
         labels = vs.labels
-        vs_scores = validate(model, vs)[1]
+        vs_scores = selection.scores if selection.scores is not None else validate(model, vs)[1]
     calib = calibrate_threshold(
         vs_scores[labels == 0], vs_scores[labels == 1], tc.threshold_quantile, tc.threshold_margin, tc.max_val_escape
     )
