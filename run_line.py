@@ -183,6 +183,15 @@ def cmd_run(a: argparse.Namespace) -> int:
     return Supervisor(load_line_config(Path(a.config))).run_forever()
 
 
+@command("keys")
+def cmd_keys(a: argparse.Namespace) -> int:
+    from pipeline.curve import make_keys
+
+    public, secret = make_keys(Path(a.out), a.name)
+    print(f"wrote {public} (public: give it to the peers) and {secret} (secret, mode 600: keep it on this host)")
+    return 0
+
+
 @command("record")
 def cmd_record(a: argparse.Namespace) -> int:
     from pipeline.recording import record
@@ -221,6 +230,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("run", help="the live line as configured")
     r.add_argument("--config", default="config/line.yaml")
+
+    k = sub.add_parser("keys", help="make a ZeroMQ CURVE key pair for worker.curve (docs/design.md 3.3)")
+    k.add_argument("--out", required=True, help="folder for NAME.key and NAME.key_secret")
+    k.add_argument("--name", required=True, help="e.g. worker or camera")
 
     rec = sub.add_parser("record", help="write a recorded stream (docs/design.md 3.4) from a source")
     rec.add_argument("--out", required=True)

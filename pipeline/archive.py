@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 
 from model.report import overlay
+from pipeline.wire import valid_camera_name
 
 log = logging.getLogger("grdnet.archive")
 
@@ -31,8 +32,18 @@ class RejectArchive:
         self.thread = threading.Thread(target=self._loop, name="reject-archive", daemon=True)
         self.thread.start()
 
-    def path_for(self, camera: str, frame_id: int) -> Path:
-        return self.folder / f"{camera}_{frame_id}.png"
+    def path_for(self, camera: str, epoch: int, frame_id: int) -> Path | None:
+        """``<camera>_<epoch>_<frame_id>.png`` inside the archive folder; None (nothing written, counted) for a name
+        that is not a valid camera name or a path that would leave the folder (defence in depth: the wire
+        decoder refuses such names before they get here)."""
+        if not valid_camera_name(camera):
+            self.on_skip()
+            return None
+        path = self.folder / f"{camera}_{epoch}_{frame_id}.png"
+        if path.resolve().parent != self.folder.resolve():
+            self.on_skip()
+            return None
+        return path
 
     def submit(self, path: Path, frame: np.ndarray, amap: np.ndarray) -> bool:
         try:

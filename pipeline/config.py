@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlparse
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from model.checkpoint import BUNDLED_CHECKPOINT
+from pipeline.wire import CAMERA_NAME
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
 
 
 class _Strict(BaseModel):
@@ -73,7 +77,7 @@ class ReplaySource(_Strict):
 
 
 class CameraConfig(_Strict):
-    name: str = Field(min_length=1)
+    name: str = Field(pattern=f"^{CAMERA_NAME.pattern}$", description="letters, digits, _ . -; at most 64")
     source: Literal["synthetic", "genicam", "replay"] = "synthetic"
     fps: float = Field(10.0, gt=0, description="synthetic pace; genicam frame rate when frame_rate is unset")
     slots: Slots = Field(default_factory=Slots)
@@ -100,6 +104,15 @@ class Archive(_Strict):
     max_mb: float = Field(200.0, gt=0)
 
 
+class CurveKeys(_Strict):
+    """ZeroMQ CURVE on tcp endpoints (``run_line.py keys`` makes the files; ipc stays plain)."""
+
+    server_secret: str = Field(description="the worker's key pair (.key_secret); workers read it")
+    server_public: str = Field(description="the worker's public key (.key); cameras read it")
+    client_secret: str = Field(description="the cameras' key pair (.key_secret); cameras read it")
+    clients_dir: str = Field(description="folder of public keys (.key) allowed to connect; workers read it")
+
+
 class WorkerConfig(_Strict):
     endpoints: list[str] = Field(default_factory=lambda: ["ipc:///tmp/grdnet-worker0.sock"], min_length=1)
     checkpoint: str = str(BUNDLED_CHECKPOINT)
@@ -111,7 +124,25 @@ class WorkerConfig(_Strict):
     max_queue: int = Field(64, ge=1)
     deadline_ms: float = Field(250.0, gt=0, description="acquisition to batch start; older frames are late")
     hwm: int = Field(16, ge=1, description="ZeroMQ high-water mark: small, or latency becomes queueing")
+    max_message_mb: float = Field(64.0, gt=0, description="bigger messages are dropped by ZeroMQ unread")
+    hang_s: float = Field(10.0, gt=0, description="a worker without progress this long is killed and restarted")
     archive: Archive = Field(default_factory=Archive)
+    curve: CurveKeys | None = None
+    allow_plaintext_tcp: bool = Field(False, description="allow a non-loopback tcp endpoint without CURVE")
+
+    @model_validator(mode="after")
+    def _exposed_endpoints_are_authenticated(self) -> WorkerConfig:
+        if self.curve is not None and not all(ep.startswith("tcp://") for ep in self.endpoints):
+            raise ValueError("CURVE is per socket: with worker.curve, every endpoint must be tcp://")
+        for ep in self.endpoints:
+            if ep.startswith("tcp://") and self.curve is None and not self.allow_plaintext_tcp:
+                host = urlparse(ep).hostname or ""
+                if host not in LOOPBACK:
+                    raise ValueError(
+                        f"endpoint {ep} is reachable beyond this host: configure worker.curve "
+                        "(run_line.py keys) or set allow_plaintext_tcp"
+                    )
+        return self
 
 
 class RedisConfig(_Strict):
@@ -119,6 +150,22 @@ class RedisConfig(_Strict):
     stream: str = "grdnet:verdicts"
     maxlen: int = Field(1_000_000, ge=1)
     buffer_max: int = Field(100_000, ge=1, description="verdicts kept in order while Redis is away")
+    username: str | None = Field(None, description="ACL user (or in the URL)")
+    password_file: str | None = Field(None, description="file holding the password (or in the URL)")
+    tls_ca_file: str | None = Field(None, description="CA for rediss:// URLs")
+    tls_cert_file: str | None = Field(None, description="client certificate, when the server asks for one")
+    tls_key_file: str | None = None
+
+
+class LedgerConfig(_Strict):
+    """Every frame a camera sends is recorded before it is sent; the reconciler writes a ``lost`` reject for a
+    recorded frame that has no verdict ``grace_s`` after its deadline (docs/design.md 3.8)."""
+
+    enabled: bool = True
+    grace_s: float = Field(5.0, gt=0, description="after the deadline, and after Redis returns")
+    claim_ttl_s: int = Field(3600, ge=60, description="how long a written verdict blocks a second one")
+    resume_timeout_s: float = Field(10.0, ge=0, description="a starting camera waits this long for the ledger")
+    buffer_max: int = Field(100_000, ge=1, description="ledger entries a camera keeps while Redis is away")
 
 
 class MetricsConfig(_Strict):
@@ -126,12 +173,14 @@ class MetricsConfig(_Strict):
     host: str = "127.0.0.1"
     worker_port: int = Field(9108, ge=0, description="worker i serves on worker_port + i; 0 = any free port")
     camera_port: int = Field(9120, ge=0, description="camera i serves on camera_port + i; 0 = any free port")
+    reconciler_port: int = Field(9130, ge=0, description="the reconciler's endpoint; 0 = any free port")
 
 
 class LineConfig(_Strict):
     cameras: list[CameraConfig] = Field(min_length=1)
     worker: WorkerConfig = Field(default_factory=WorkerConfig)
     redis: RedisConfig = Field(default_factory=RedisConfig)
+    ledger: LedgerConfig = Field(default_factory=LedgerConfig)
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
     cache_dir: str | None = Field(None, description="compiled engines; default ~/.cache/grdnet-line")
     timing_dir: str | None = Field(None, description="per-frame stage times as JSONL per process (benchmarks)")

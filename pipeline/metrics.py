@@ -25,6 +25,11 @@ class WorkerMetrics:
         self.redis_dropped = Counter("grdnet_redis_dropped", "verdicts lost: buffer full", registry=r)
         self.redis_up = Gauge("grdnet_redis_up", "1 when the last write reached Redis", registry=r)
         self.archive_skipped = Counter("grdnet_archive_skipped", "reject overlays not written", registry=r)
+        self.verdicts_suppressed = Counter(
+            "grdnet_verdicts_suppressed", "verdicts not written: the frame already had one", registry=r
+        )
+        self.unknown_camera = Counter("grdnet_unknown_camera_frames", "frames from cameras not configured", registry=r)
+        self.heartbeat = Gauge("grdnet_worker_heartbeat_seconds", "last loop iteration (unix time)", registry=r)
 
 
 class CameraMetrics:
@@ -33,6 +38,22 @@ class CameraMetrics:
         self.frames_sent = Counter("grdnet_camera_frames_sent", "frames sent to the workers", ["camera"], registry=r)
         self.send_failed = Counter("grdnet_camera_send_failed", "frames no worker took in time", ["camera"], registry=r)
         self.reconnects = Counter("grdnet_camera_reconnects", "camera reconnect attempts", ["camera"], registry=r)
+        self.ledger_buffer = Gauge("grdnet_ledger_buffer_fill", "sent frames waiting for Redis", ["camera"], registry=r)
+        self.ledger_dropped = Counter(
+            "grdnet_ledger_dropped", "ledger entries lost: buffer full while Redis was away", ["camera"], registry=r
+        )
+
+
+class ReconcilerMetrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        r = self.registry = registry or CollectorRegistry()
+        self.seen = Counter("grdnet_ledger_frames", "sent frames read from the ledger", ["camera"], registry=r)
+        self.lost = Counter(
+            "grdnet_lost_frames", "sent frames with no verdict: lost rejects written", ["camera"], registry=r
+        )
+        self.pending = Gauge("grdnet_reconciler_pending", "sent frames not yet past deadline + grace", registry=r)
+        self.lag = Gauge("grdnet_reconciler_lag_seconds", "age of the oldest pending frame", registry=r)
+        self.redis_up = Gauge("grdnet_reconciler_redis_up", "1 when the last round trip reached Redis", registry=r)
 
 
 def serve(registry: CollectorRegistry, host: str, port: int) -> int:

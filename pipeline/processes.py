@@ -48,9 +48,10 @@ def start_metrics(cfg: LineConfig, registry, base_port: int, index: int) -> None
         log.info("metrics on http://%s:%d/metrics", cfg.metrics.host, port)
 
 
-def stamp_header(sf, cam: CameraConfig, counter: int):
-    """The wire header of a source frame: a replayed frame keeps its recorded identity; otherwise frame_id is the
-    camera's counter and slot = first + counter mod count."""
+def stamp_header(sf, cam: CameraConfig, counter: int, epoch: int = 0):
+    """The wire header of a source frame: a replayed frame keeps its recorded camera, frame_id and slot; otherwise
+    frame_id is the camera's counter (continued from the ledger after a restart) and slot = first + counter mod
+    count. ``epoch`` is this camera process's start: a restart or a second replay is a new epoch."""
     from pipeline.wire import FrameHeader
 
     return FrameHeader(
@@ -59,6 +60,7 @@ def stamp_header(sf, cam: CameraConfig, counter: int):
         slot=sf.slot if sf.slot is not None else cam.slots.first + counter % cam.slots.count,
         t_acq_ns=sf.t_acq_ns,
         shape=tuple(sf.pixels.shape),
+        epoch=epoch,
     )
 
 
@@ -78,6 +80,20 @@ def camera_source(cam: CameraConfig, index: int, on_reconnect=None) -> Iterator:
     return GenICamCamera(cam.genicam, cam.fps, on_reconnect).frames()
 
 
+def open_ledger(cfg: LineConfig, cam: CameraConfig, metrics):
+    """The camera's ledger (write-ahead record of sent frames), or None when the line runs without one."""
+    if not cfg.ledger.enabled:
+        return None
+    from pipeline.ledger import Ledger
+    from pipeline.line_keys import LineKeys
+    from pipeline.redis_conn import connect
+
+    # short timeouts: a Redis that hangs must not hold the camera longer than a few frame periods
+    client = connect(cfg.redis, timeout_s=0.25, connect_timeout_s=0.25)
+    keys = LineKeys(cfg.redis.stream)
+    return Ledger(client, keys, cam.name, cfg.redis.maxlen, cfg.ledger.buffer_max, metrics)
+
+
 def camera_main(cfg_json: str, index: int, record_dir: str | None = None) -> None:
     from pipeline.metrics import CameraMetrics
     from pipeline.recorder import Recorder
@@ -89,28 +105,38 @@ def camera_main(cfg_json: str, index: int, record_dir: str | None = None) -> Non
     stop = StopFlag()
     metrics = CameraMetrics()
     start_metrics(cfg, metrics.registry, cfg.metrics.camera_port, index)
+    epoch = time.time_ns()
+    ledger = open_ledger(cfg, cam, metrics)
+    seq = ledger.resume(cfg.ledger.resume_timeout_s) if ledger else 0  # frame ids only ever increase
+    log.info("epoch %d, frame ids from %d", epoch, seq)
     ctx = zmq.Context()
     sock = ctx.socket(zmq.PUSH)
     sock.setsockopt(zmq.SNDHWM, cfg.worker.hwm)
     sock.setsockopt(zmq.SNDTIMEO, 2000)
     sock.setsockopt(zmq.LINGER, 10_000)
+    if cfg.worker.curve is not None:
+        from pipeline.curve import secure_client
+
+        secure_client(sock, cfg.worker.curve)
     for endpoint in cfg.worker.endpoints:
         sock.connect(endpoint)
     recorder = Recorder(Path(record_dir)) if record_dir else None
     timing = open(Path(cfg.timing_dir) / f"camera-{cam.name}.jsonl", "a") if cfg.timing_dir else None  # noqa: SIM115
-    sent = seq = 0  # seq numbers every acquired frame, sent or not: frame ids only ever increase
+    sent = 0
     source = camera_source(cam, index, lambda: metrics.reconnects.labels(cam.name).inc())
     try:
         for sf in source:
             if stop.set:
                 break
-            header, seq = stamp_header(sf, cam, seq), seq + 1
+            header, seq = stamp_header(sf, cam, seq, epoch), seq + 1
+            if ledger:
+                ledger.record(header)  # before the send: a frame this process dies with is still known
             t_sent = time.time_ns()  # handed to ZeroMQ now; the worker may read it before send returns
             try:
                 sock.send_multipart(encode(header, sf.pixels), copy=False)
             except zmq.Again:
                 metrics.send_failed.labels(cam.name).inc()
-                log.error("no worker took frame %d within 2 s: it has no verdict", header.frame_id)
+                log.error("no worker took frame %d within 2 s: the reconciler answers it lost", header.frame_id)
                 continue
             if timing:
                 row = {"camera": header.camera, "frame_id": header.frame_id, "t_acq": header.t_acq_ns, "t_sent": t_sent}
@@ -128,17 +154,20 @@ def camera_main(cfg_json: str, index: int, record_dir: str | None = None) -> Non
             recorder.close()
         if timing:
             timing.close()
+        if ledger:
+            ledger.drain(5.0)
         sock.close()  # LINGER: queued frames still go out
         ctx.term()
         log.info("stopped after %d frames", sent)
 
 
-def worker_main(cfg_json: str, index: int, ready=None) -> None:
+def worker_main(cfg_json: str, index: int, ready=None, heartbeat=None) -> None:
     from engines.select import DEFAULT_CACHE, open_engine
     from model.checkpoint import read_meta
     from pipeline.archive import RejectArchive
     from pipeline.metrics import WorkerMetrics
     from pipeline.publisher import ThreadedPublisher, VerdictPublisher
+    from pipeline.redis_conn import connect
     from pipeline.worker import Worker
 
     cfg = LineConfig.model_validate_json(cfg_json)
@@ -158,8 +187,11 @@ def worker_main(cfg_json: str, index: int, ready=None) -> None:
         log=log.info,
     )
     log.info("engine %s, model %s, threshold %.4f", engine.describe(), meta.id, meta.threshold)
+    r = cfg.redis
     publisher = ThreadedPublisher(
-        VerdictPublisher(cfg.redis.url, cfg.redis.stream, cfg.redis.maxlen, cfg.redis.buffer_max, metrics)
+        VerdictPublisher(
+            r.url, r.stream, r.maxlen, r.buffer_max, metrics, claim_ttl_s=cfg.ledger.claim_ttl_s, client=connect(r)
+        )
     )
     archive = None
     if w.archive.enabled:
@@ -172,11 +204,19 @@ def worker_main(cfg_json: str, index: int, ready=None) -> None:
     ctx = zmq.Context()
     sock = ctx.socket(zmq.PULL)
     sock.setsockopt(zmq.RCVHWM, w.hwm)
+    sock.setsockopt(zmq.MAXMSGSIZE, int(w.max_message_mb * 2**20))  # bigger: dropped by libzmq, never allocated
+    auth = None
+    if w.curve is not None:
+        from pipeline.curve import secure_server
+
+        auth = secure_server(ctx, sock, w.curve)
     sock.bind(w.endpoints[index])
     if ready is not None:
         ready.set()
-    run_worker(worker, sock, stop)
+    run_worker(worker, sock, stop, heartbeat=heartbeat)
     sock.close(linger=0)
+    if auth is not None:
+        auth.stop()
     ctx.term()
     if archive:
         archive.close()
@@ -198,13 +238,22 @@ def _drain_socket(worker, sock: zmq.Socket, limit: int = 1000) -> int:
 
 
 def run_worker(
-    worker, sock: zmq.Socket, stop: StopFlag, quiet_ms: float = 300.0, flush_timeout_s: float = 15.0
+    worker,
+    sock: zmq.Socket,
+    stop: StopFlag,
+    quiet_ms: float = 300.0,
+    flush_timeout_s: float = 15.0,
+    heartbeat=None,
 ) -> None:
     """Receive, batch, infer, publish until stopped; then drain: take what is still arriving until the socket
-    is quiet for ``quiet_ms``, judge everything queued, write every verdict."""
+    is quiet for ``quiet_ms``, judge everything queued, write every verdict. ``heartbeat`` (a shared double) gets
+    the monotonic time of every loop: the supervisor restarts a worker whose heartbeat stops."""
     poller = zmq.Poller()
     poller.register(sock, zmq.POLLIN)
     while not stop.set:
+        if heartbeat is not None:
+            heartbeat.value = time.monotonic()
+        worker.metrics.heartbeat.set(time.time())
         wait = worker.batcher.wait_ns(time.time_ns())
         timeout_ms = 100 if wait is None else wait / 1e6
         if poller.poll(timeout_ms):

@@ -1,8 +1,9 @@
 """Verdicts to the Redis stream: one pipelined round trip per batch; while Redis is away, verdicts wait
 in a bounded in-order buffer and are written first when it returns (docs/design.md section 4, rule 4).
 
-Each flush is a MULTI/EXEC transaction, so a flush lands whole or not at all; a reply lost after EXEC can
-make a retried batch appear twice (at-least-once): the tracker keys on (camera, frame_id).
+Each flush is a MULTI/EXEC transaction, so a flush lands whole or not at all. Each verdict of a ledgered frame
+is written once (``line_keys.WRITE_ONCE``): a batch retried after a reply lost past EXEC, or a verdict that comes
+after the reconciler wrote the frame ``lost``, writes nothing and is counted (``grdnet_verdicts_suppressed``).
 """
 
 from __future__ import annotations
@@ -16,7 +17,10 @@ from collections.abc import Callable
 
 import redis
 
+from pipeline.line_keys import LineKeys, queue_verdict, write_once_script
 from pipeline.metrics import WorkerMetrics
+from pipeline.rate_log import RateLimitedLog
+from pipeline.redis_conn import mask_url
 from pipeline.verdicts import Verdict
 
 log = logging.getLogger("grdnet.publisher")
@@ -32,9 +36,15 @@ class VerdictPublisher:
         buffer_max: int,
         metrics: WorkerMetrics | None = None,
         retry_s: float = 0.5,
+        claim_ttl_s: int = 3600,
+        client: redis.Redis | None = None,
     ) -> None:
-        self.client = redis.Redis.from_url(url, socket_timeout=1.0, socket_connect_timeout=0.5)
-        self.url, self.stream, self.maxlen = url, stream, maxlen
+        self.client = client or redis.Redis.from_url(url, socket_timeout=1.0, socket_connect_timeout=0.5)
+        self.url, self.stream, self.maxlen = mask_url(url), stream, maxlen
+        self.keys, self.claim_ttl_s = LineKeys(stream), claim_ttl_s
+        self.script = write_once_script(self.client)
+        self.suppressed = 0
+        self.warn = RateLimitedLog(log)
         self.buffer: deque[Verdict] = deque()
         self.buffer_max = buffer_max
         self.metrics = metrics or WorkerMetrics()
@@ -54,8 +64,8 @@ class VerdictPublisher:
                 self.buffer.popleft()
                 self.dropped += 1
                 self.metrics.redis_dropped.inc()
-                log.error(
-                    "verdict buffer full (%d): oldest verdict lost (%d lost so far)", self.buffer_max, self.dropped
+                self.warn(
+                    "full", f"verdict buffer full ({self.buffer_max}): oldest verdict lost ({self.dropped} so far)"
                 )
             self.buffer.append(v)
         return self.flush()
@@ -71,13 +81,16 @@ class VerdictPublisher:
                 chunk = [self.buffer[i] for i in range(min(CHUNK, len(self.buffer)))]
                 pipe = self.client.pipeline(transaction=True)
                 for v in chunk:
-                    pipe.xadd(self.stream, v.fields(), maxlen=self.maxlen, approximate=True)
-                pipe.execute()
-                for _ in chunk:
+                    queue_verdict(pipe, self.script, self.keys, v, self.maxlen, self.claim_ttl_s, v.claim)
+                written = pipe.execute()
+                for v, w in zip(chunk, written, strict=True):
                     self.buffer.popleft()
+                    if v.claim and w == 0:
+                        self._suppressed(v)
         except (redis.ConnectionError, redis.TimeoutError) as exc:
             if self.up:
-                log.error("Redis at %s unavailable (%s): buffering verdicts", self.url, exc)
+                why = "refused our credentials" if isinstance(exc, redis.AuthenticationError) else "unavailable"
+                log.error("Redis at %s %s (%s): buffering verdicts", self.url, why, exc)
             self.up = False
             self.next_try = time.monotonic() + self.retry_s
             self._gauge()
@@ -90,6 +103,20 @@ class VerdictPublisher:
         while self.on_written:
             self.on_written.popleft()(t_written)
         return True
+
+    def _suppressed(self, v: Verdict) -> None:
+        """The frame already had a verdict (the reconciler's ``lost``, or this same batch before a lost reply)."""
+        self.suppressed += 1
+        self.metrics.verdicts_suppressed.inc()
+        if self.suppressed <= 10 or self.suppressed % 1000 == 0:
+            log.warning(
+                "verdict %s for %s/%d/%d not written: the frame already has one (%d so far)",
+                v.reason,
+                v.camera,
+                v.epoch,
+                v.frame_id,
+                self.suppressed,
+            )
 
     def drain(self, timeout_s: float) -> bool:
         """At shutdown: keep trying until the buffer is written or ``timeout_s`` passes."""

@@ -11,9 +11,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from pipeline.config import ReplaySource
+from pipeline.config import CameraConfig, LineConfig, ReplaySource
 from pipeline.sources.frames import SourceFrame
-from pipeline.wire import FrameHeader
+from pipeline.wire import FrameHeader, valid_camera_name
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
 
@@ -53,6 +53,41 @@ def _pace(rate: str) -> float | None:
     return None if rate in ("realtime", "max") else 1.0 / float(rate)
 
 
+def _index_entries(index: Path) -> list[dict]:
+    entries = []
+    for n, line in enumerate(index.read_text().splitlines(), 1):
+        try:
+            entry = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{index}:{n}: bad JSON line: {exc.msg}") from None
+        if not isinstance(entry, dict) or not isinstance(entry.get("file"), str):
+            raise ValueError(f"{index}:{n}: not a recorded frame (an object with a file)")
+        if "camera" in entry and not valid_camera_name(entry["camera"]):
+            raise ValueError(f"{index}:{n}: camera {str(entry['camera'])[:40]!r} is not a valid camera name")
+        entries.append(entry)
+    return entries
+
+
+def _inside(root: Path, rel: str, index: Path) -> Path:
+    """A recorded file path, refused when it leads out of the recording."""
+    path = (root / rel).resolve()
+    if not path.is_relative_to(root.resolve()):
+        raise ValueError(f"{index}: file {rel[:60]!r} lies outside the recording")
+    return path
+
+
+def known_cameras(cfg: LineConfig) -> dict[str, CameraConfig]:
+    """The cameras a worker accepts frames from: the configured ones, and for a replay source the camera names its
+    recording holds (judged with the replay camera's settings). Any other name is an ``unknown_camera`` reject."""
+    known = {c.name: c for c in cfg.cameras}
+    for c in cfg.cameras:
+        index = Path(c.replay.path) / "stream.jsonl" if c.replay else None
+        if index is not None and index.is_file():
+            for e in _index_entries(index):
+                known.setdefault(e.get("camera", c.name), c)
+    return known
+
+
 def replay_frames(cfg: ReplaySource) -> Iterator[SourceFrame]:
     """Frames of a recorded stream (identity kept) or a plain folder (sorted by name), paced by ``rate``."""
     root = Path(cfg.path)
@@ -61,12 +96,7 @@ def replay_frames(cfg: ReplaySource) -> Iterator[SourceFrame]:
         raise ValueError(f"{root}: replay folder not found")
     while True:
         if index.is_file():
-            entries = []
-            for n, line in enumerate(index.read_text().splitlines(), 1):
-                try:
-                    entries.append(json.loads(line))
-                except json.JSONDecodeError as exc:
-                    raise ValueError(f"{index}:{n}: bad JSON line: {exc.msg}") from None
+            entries = _index_entries(index)
         else:
             files = sorted(p for p in root.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
             if not files:
@@ -84,7 +114,7 @@ def replay_frames(cfg: ReplaySource) -> Iterator[SourceFrame]:
                 delay = 0
             if delay > 0:
                 time.sleep(delay / 1e9)
-            pixels = _read_png(root / e["file"])
+            pixels = _read_png(_inside(root, e["file"], index))
             yield SourceFrame(pixels, time.time_ns(), e.get("camera"), e.get("frame_id"), e.get("slot"))
         if not cfg.loop:
             return

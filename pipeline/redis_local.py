@@ -11,6 +11,8 @@ from urllib.parse import urlparse
 
 import redis
 
+from pipeline.redis_conn import mask_url
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -18,9 +20,14 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def answers(url: str, timeout_s: float = 0.5) -> bool:
+def answers(url: str, timeout_s: float = 0.5, **client_kwargs) -> bool:
+    """True when a Redis answers PING at ``url``; refused credentials raise ValueError (a server is there, but it
+    is not ours to use: never start another beside it)."""
     try:
-        return bool(redis.Redis.from_url(url, socket_connect_timeout=timeout_s, socket_timeout=timeout_s).ping())
+        client = redis.Redis.from_url(url, socket_connect_timeout=timeout_s, socket_timeout=timeout_s, **client_kwargs)
+        return bool(client.ping())
+    except redis.AuthenticationError as exc:
+        raise ValueError(f"Redis at {mask_url(url)} refused the credentials: {exc}") from None
     except (redis.ConnectionError, redis.TimeoutError, ValueError):
         return False
 
@@ -28,11 +35,21 @@ def answers(url: str, timeout_s: float = 0.5) -> bool:
 class LocalRedis:
     """``redis-server`` bound to 127.0.0.1, no persistence; ``stop()``/``start()`` keep the same port."""
 
-    def __init__(self, port: int | None = None, persist: bool = False) -> None:
+    def __init__(
+        self,
+        port: int | None = None,
+        persist: bool = False,
+        args: tuple[str, ...] = (),
+        url: str | None = None,
+        **probe,
+    ) -> None:
+        """``args`` go to redis-server as they are (``--requirepass``, ``--tls-port`` ...); ``url`` and ``probe``
+        (redis-py client arguments) are how to reach it then."""
         if shutil.which("redis-server") is None:
             raise RuntimeError("redis-server not found: install it (Debian: apt-get install redis-server)")
         self.port = port or free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.url = url or f"redis://127.0.0.1:{self.port}/0"
+        self.args, self.probe = tuple(args), probe
         self.proc: subprocess.Popen | None = None
         self.dir = tempfile.mkdtemp(prefix="grdnet-redis-")
         self.persist = persist  # append-only file in self.dir: what was written survives a restart
@@ -53,12 +70,13 @@ class LocalRedis:
                 "always",
                 "--dir",
                 self.dir,
+                *self.args,
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
         end = time.monotonic() + timeout_s
-        while not answers(self.url, 0.2):
+        while not answers(self.url, 0.2, **self.probe):
             if self.proc.poll() is not None or time.monotonic() > end:
                 raise RuntimeError(f"redis-server on port {self.port} did not start")
             time.sleep(0.05)

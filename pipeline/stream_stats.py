@@ -22,14 +22,14 @@ class StreamStats:
     by_reason: dict[str, int] = field(default_factory=dict)
     by_camera: dict[str, int] = field(default_factory=dict)
     latencies_ms: list[float] = field(default_factory=list)
-    keys: set[tuple[str, str]] = field(default_factory=set)
+    keys: set[tuple[str, str, str]] = field(default_factory=set)
     duplicates: int = 0
     t_first_ns: int | None = None
     t_last_ns: int | None = None
 
     def add(self, fields: dict[bytes, bytes]) -> None:
         f = {k.decode(): v.decode() for k, v in fields.items()}
-        key = (f["camera"], f["frame_id"])
+        key = (f["camera"], f.get("epoch", "0"), f["frame_id"])  # a frame's identity (docs/design.md 3.7)
         if key in self.keys:
             self.duplicates += 1
             return

@@ -1,5 +1,7 @@
-"""The supervisor: starts the worker processes, then the cameras; restarts a crashed process with backoff
-(logged); on stop, drains: cameras stop first, then the workers finish what is in flight and flush."""
+"""The supervisor: starts the reconciler, the workers, then the cameras; restarts a crashed process with backoff
+(logged) and kills a worker whose heartbeat stopped (it is then restarted the same way); on stop, drains:
+cameras stop first, then the workers finish what is in flight and flush, then the reconciler answers whatever
+sent frame still has no verdict."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from dataclasses import dataclass, field
 
 from pipeline.config import LineConfig
 from pipeline.processes import camera_main, worker_main
+from pipeline.reconciler import reconciler_main
 
 log = logging.getLogger("grdnet.supervisor")
 
@@ -25,6 +28,8 @@ class Managed:
     restarts: int = 0
     next_start: float = 0.0
     finished: bool = False
+    heartbeat: object | None = None  # a shared double the process sets every loop (workers)
+    hangs: int = 0
     backoff: list[float] = field(default_factory=lambda: [1.0, 2.0, 4.0, 8.0, 16.0, 30.0])
 
 
@@ -34,9 +39,13 @@ class Supervisor:
         self.ctx = mp.get_context("spawn")
         cfg_json = cfg.model_dump_json()
         self.ready = [self.ctx.Event() for _ in cfg.worker.endpoints]
-        self.workers = [
-            Managed(f"worker[{i}]", worker_main, (cfg_json, i, self.ready[i])) for i in range(len(cfg.worker.endpoints))
-        ]
+        self.workers = []
+        for i in range(len(cfg.worker.endpoints)):
+            beat = self.ctx.Value("d", 0.0, lock=False)
+            self.workers.append(
+                Managed(f"worker[{i}]", worker_main, (cfg_json, i, self.ready[i], beat), heartbeat=beat)
+            )
+        self.reconciler = [Managed("reconciler", reconciler_main, (cfg_json,))] if cfg.ledger.enabled else []
         self.cameras = [
             Managed(
                 f"camera[{c.name}]",
@@ -49,11 +58,19 @@ class Supervisor:
         self.stopping = False
 
     def _start(self, m: Managed) -> None:
+        if m.heartbeat is not None:
+            m.heartbeat.value = 0.0  # a new process: no heartbeat until its loop runs
         m.proc = self.ctx.Process(target=m.target, args=m.args, name=m.name, daemon=False)
         m.proc.start()
 
     def start(self) -> None:
-        for m in self.workers:
+        from pipeline.redis_conn import check_credentials, mask_url
+
+        if not check_credentials(self.cfg.redis):  # refused credentials raise: one line, nothing started
+            log.warning(
+                "Redis at %s not reachable yet: verdicts and ledger wait in memory", mask_url(self.cfg.redis.url)
+            )
+        for m in (*self.reconciler, *self.workers):
             self._start(m)
         end = time.monotonic() + self.ready_timeout_s
         for m, ev in zip(self.workers, self.ready, strict=True):
@@ -65,10 +82,28 @@ class Supervisor:
         for m in self.cameras:
             self._start(m)
 
+    @property
+    def managed(self) -> tuple[Managed, ...]:
+        return (*self.reconciler, *self.workers, *self.cameras)
+
+    def _kill_hung(self, now: float) -> None:
+        """A worker whose loop has not run for ``worker.hang_s`` holds frames it will never answer: kill it; the
+        restart below brings a fresh one and the reconciler answers what it held."""
+        for m in self.workers:
+            beat = m.heartbeat.value if m.heartbeat is not None else 0.0
+            if m.proc is not None and m.proc.is_alive() and beat > 0 and now - beat > self.cfg.worker.hang_s:
+                m.hangs += 1
+                log.error("%s made no progress for %.0f s: killed (hang %d)", m.name, now - beat, m.hangs)
+                m.heartbeat.value = 0.0
+                m.proc.kill()
+                m.proc.join(5)
+
     def poll(self) -> None:
         """Restart what crashed (non-zero exit), with backoff; a camera that exits 0 has finished."""
         now = time.monotonic()
-        for m in (*self.workers, *self.cameras):
+        if not self.stopping:
+            self._kill_hung(now)
+        for m in self.managed:
             if m.finished or m.proc is None or m.proc.is_alive() or self.stopping:
                 continue
             code = m.proc.exitcode
@@ -93,9 +128,10 @@ class Supervisor:
         return any(m.proc is not None and m.proc.is_alive() for m in (*self.workers, *self.cameras))
 
     def stop(self, timeout_s: float = 60.0) -> None:
-        """Drain: stop the cameras, let them flush, then stop the workers (they judge and write what is left)."""
+        """Drain: stop the cameras, let them flush, then stop the workers (they judge and write what is left),
+        then the reconciler (it answers ``lost`` for any sent frame still without a verdict)."""
         self.stopping = True
-        for group in (self.cameras, self.workers):
+        for group in (self.cameras, self.workers, self.reconciler):
             for m in group:
                 if m.proc is not None and m.proc.is_alive():
                     os.kill(m.proc.pid, signal.SIGTERM)

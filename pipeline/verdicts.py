@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-REASONS = ("pass", "anomaly", "late", "bad_frame", "engine_error", "overload")
+REASONS = ("pass", "anomaly", "late", "bad_frame", "engine_error", "overload", "unknown_camera", "lost")
 # every stream entry has these fields (docs/design.md 3.7); rejects may add "map"
 VERDICT_FIELDS = (
     "camera",
+    "epoch",
     "frame_id",
     "slot",
     "t_acq_ns",
@@ -32,6 +33,8 @@ class Verdict:
     reason: str
     model: str
     map_path: str | None = None
+    epoch: int = 0  # with camera and frame_id, the frame's identity (the camera process's start)
+    claim: bool = True  # written once per identity (line_keys); False for messages the ledger cannot know
 
     @property
     def reject(self) -> bool:
@@ -41,6 +44,7 @@ class Verdict:
         """The stream entry: every value a string, as the carousel tracker reads them."""
         out = {
             "camera": self.camera,
+            "epoch": str(self.epoch),
             "frame_id": str(self.frame_id),
             "slot": str(self.slot),
             "t_acq_ns": str(self.t_acq_ns),
@@ -64,9 +68,20 @@ def judge(score: float, threshold: float) -> str:
 
 
 def failed(
-    reason: str, camera: str, frame_id: int, slot: int, t_acq_ns: int, now_ns: int, threshold: float, model: str
+    reason: str,
+    camera: str,
+    frame_id: int,
+    slot: int,
+    t_acq_ns: int,
+    now_ns: int,
+    threshold: float,
+    model: str,
+    epoch: int = 0,
+    claim: bool = True,
 ) -> Verdict:
     """A frame that could not be judged: a reject with its reason, never a pass, never silence."""
     if reason not in REASONS or reason in ("pass", "anomaly"):
         raise ValueError(f"not a failure reason: {reason!r}")
-    return Verdict(camera, frame_id, slot, t_acq_ns, now_ns, float("nan"), threshold, reason, model)
+    return Verdict(
+        camera, frame_id, slot, t_acq_ns, now_ns, float("nan"), threshold, reason, model, epoch=epoch, claim=claim
+    )

@@ -20,27 +20,12 @@ from pipeline.config import LineConfig
 from pipeline.metrics import WorkerMetrics
 from pipeline.prep import CameraPrep
 from pipeline.publisher import VerdictPublisher
+from pipeline.rate_log import RateLimitedLog
+from pipeline.recorder import known_cameras
 from pipeline.verdicts import Verdict, failed, judge
 from pipeline.wire import BadFrame, decode
 
 log = logging.getLogger("grdnet.worker")
-
-
-class RateLimitedLog:
-    """Logs the first event of a kind, then at most once per ``period_s`` with the count in between."""
-
-    def __init__(self, period_s: float = 10.0) -> None:
-        self.period_s, self.last, self.suppressed = period_s, {}, {}
-
-    def __call__(self, kind: str, message: str, now: float | None = None) -> bool:
-        now = time.monotonic() if now is None else now
-        if kind in self.last and now - self.last[kind] < self.period_s:
-            self.suppressed[kind] = self.suppressed.get(kind, 0) + 1
-            return False
-        extra = f" ({self.suppressed.pop(kind)} more since last report)" if self.suppressed.get(kind) else ""
-        log.warning("%s%s", message, extra)
-        self.last[kind] = now
-        return True
 
 
 class TimingLog:
@@ -53,6 +38,7 @@ class TimingLog:
         for j in jobs:
             row = {
                 "camera": j.camera,
+                "epoch": j.epoch,
                 "frame_id": j.frame_id,
                 "t_acq": j.t_acq_ns,
                 "t_recv": j.t_recv_ns,
@@ -77,6 +63,7 @@ class Job:
     image: np.ndarray  # at the model's size
     roi: np.ndarray
     threshold: float
+    epoch: int = 0
 
 
 class Worker:
@@ -98,22 +85,11 @@ class Worker:
             min(w.max_batch, engine.max_batch), int(w.max_wait_ms * 1e6), max(w.max_queue, w.max_batch)
         )
         self.deadline_ns = int(w.deadline_ms * 1e6)
-        self.cameras = {c.name: c for c in cfg.cameras}
-        self.preps: dict[str, CameraPrep] = {}
-        self.warn = RateLimitedLog()
+        self.cameras = known_cameras(cfg)  # fixed at start: no message can grow what the worker keeps per camera
+        self.preps = {name: CameraPrep(c, engine.image_size, engine.channels) for name, c in self.cameras.items()}
+        self.warn = RateLimitedLog(log)
         self.counts: dict[str, int] = {}
         self.timing: TimingLog | None = None  # set by the process when cfg.timing_dir is given
-
-    def _prep(self, camera: str) -> CameraPrep:
-        if camera not in self.preps:
-            if camera not in self.cameras:
-                self.warn(
-                    "unknown_camera",
-                    f"frames from camera {camera!r} not in the config: whole frame, "
-                    "no static ROI, the model's threshold",
-                )
-            self.preps[camera] = CameraPrep(self.cameras.get(camera), self.engine.image_size, self.engine.channels)
-        return self.preps[camera]
 
     def _threshold(self, camera: str) -> float:
         cam = self.cameras.get(camera)
@@ -121,54 +97,36 @@ class Worker:
 
     def _emit(self, verdicts: list[Verdict], on_written=None) -> None:
         for v in verdicts:
-            self.metrics.verdicts.labels(v.camera, v.reason).inc()
+            self.metrics.verdicts.labels(v.camera if v.camera in self.cameras else "_unknown", v.reason).inc()
             self.counts[v.reason] = self.counts.get(v.reason, 0) + 1
         if verdicts:
             self.publisher.publish(verdicts, on_written)
 
     def _fail(self, reason: str, jobs: list[Job], now_ns: int) -> list[Verdict]:
         return [
-            failed(reason, j.camera, j.frame_id, j.slot, j.t_acq_ns, now_ns, j.threshold, self.model_id) for j in jobs
+            failed(reason, j.camera, j.frame_id, j.slot, j.t_acq_ns, now_ns, j.threshold, self.model_id, j.epoch)
+            for j in jobs
         ]
 
     def on_message(self, parts: list, now_ns: int) -> None:
         """Validate, prepare and queue one message; a bad one is counted, logged and answered when it can be."""
         try:
             frame = decode(parts)
+            h = frame.header
+            if h.camera not in self.cameras:
+                self._unknown_camera(h.camera, h.frame_id, h.slot, h.epoch, h.t_acq_ns, now_ns)
+                return
             job = Job(
-                frame.header.camera,
-                frame.header.frame_id,
-                frame.header.slot,
-                frame.header.t_acq_ns,
-                now_ns,
-                np.empty(0),
-                np.empty(0),
-                self._threshold(frame.header.camera),
+                h.camera, h.frame_id, h.slot, h.t_acq_ns, now_ns, np.empty(0), np.empty(0), self._threshold(h.camera)
             )
+            job.epoch = h.epoch
             try:
-                prep = self._prep(job.camera)
+                prep = self.preps[job.camera]
                 job.image, job.roi = prep(frame.pixels), prep.roi
             except ValueError as exc:
-                raise BadFrame("pixels", str(exc), job.camera, job.slot, job.frame_id) from None
+                raise BadFrame("pixels", str(exc), job.camera, job.slot, job.frame_id, job.epoch) from None
         except BadFrame as bad:
-            self.metrics.bad_frames.labels(bad.kind).inc()
-            self.warn(f"bad:{bad.kind}", f"bad frame ({bad}); camera={bad.camera} slot={bad.slot}")
-            if bad.camera is not None and bad.slot is not None:
-                fid = bad.frame_id if bad.frame_id is not None else -1
-                self._emit(
-                    [
-                        failed(
-                            "bad_frame",
-                            bad.camera,
-                            fid,
-                            bad.slot,
-                            0,
-                            now_ns,
-                            self._threshold(bad.camera),
-                            self.model_id,
-                        )
-                    ]
-                )
+            self._bad_frame(bad, now_ns)
             return
         self.metrics.frames_in.labels(job.camera).inc()
         self.metrics.stage.labels("transport").observe(max(0, now_ns - job.t_acq_ns) / 1e9)
@@ -177,6 +135,26 @@ class Worker:
             self.warn("overload", f"queue full ({self.batcher.max_queue}): {len(evicted)} oldest frames rejected")
             self._emit(self._fail("overload", evicted, now_ns))
         self.metrics.queue.set(len(self.batcher))
+
+    def _bad_frame(self, bad: BadFrame, now_ns: int) -> None:
+        """Counted by kind, logged with rate limiting, answered with a ``bad_frame`` reject when the header named a
+        camera and slot; written once per identity only for a configured camera that named its frame id."""
+        self.metrics.bad_frames.labels(bad.kind).inc()
+        self.warn(f"bad:{bad.kind}", f"bad frame ({bad}); camera={bad.camera} slot={bad.slot}")
+        if bad.camera is None or bad.slot is None:
+            return
+        known = bad.camera in self.cameras and bad.frame_id is not None
+        fid = bad.frame_id if bad.frame_id is not None else -1
+        thr = self._threshold(bad.camera)
+        v = failed("bad_frame", bad.camera, fid, bad.slot, 0, now_ns, thr, self.model_id, bad.epoch, claim=known)
+        self._emit([v])
+
+    def _unknown_camera(self, camera: str, frame_id: int, slot: int, epoch: int, t_acq_ns: int, now_ns: int) -> None:
+        """A frame from a camera the line does not know: a counted reject, and nothing kept for it."""
+        self.metrics.unknown_camera.inc()
+        self.warn("unknown_camera", f"frame from camera {camera!r}, which is not configured: unknown_camera reject")
+        thr, model = self.default_threshold, self.model_id
+        self._emit([failed("unknown_camera", camera, frame_id, slot, t_acq_ns, now_ns, thr, model, epoch, claim=False)])
 
     def step(self, now_ns: int, force: bool = False) -> int:
         """Run one batch when one is due; returns the number of frames judged."""
@@ -220,8 +198,8 @@ class Worker:
             reason = judge(float(scores[i]), j.threshold)
             path = None
             if reason == "anomaly" and self.archive is not None and maps is not None:
-                p = self.archive.path_for(j.camera, j.frame_id)
-                path = str(p) if self.archive.submit(p, j.image, maps[i]) else None
+                p = self.archive.path_for(j.camera, j.epoch, j.frame_id)
+                path = str(p) if p is not None and self.archive.submit(p, j.image, maps[i]) else None
             out.append(
                 Verdict(
                     j.camera,
@@ -234,6 +212,7 @@ class Worker:
                     reason,
                     self.model_id,
                     path,
+                    epoch=j.epoch,
                 )
             )
             self.metrics.stage.labels("end_to_end").observe((done - j.t_acq_ns) / 1e9)

@@ -91,6 +91,16 @@ def fresh_redis():
     server.stop()
 
 
+@pytest.fixture
+def durable_redis():
+    """A redis-server of its own with an append-only file: what was written survives a stop and restart."""
+    from pipeline.redis_local import LocalRedis
+
+    server = LocalRedis(persist=True).start()
+    yield server
+    server.stop()
+
+
 @pytest.fixture(scope="session")
 def engine_cache(tiny_checkpoint, tmp_path_factory) -> Path:
     """The tiny checkpoint's ONNX graph exported once into an engine cache the line's workers share."""

@@ -19,7 +19,11 @@ MS = 1_000_000
 
 def _worker(tiny_onnx, url, stream, engine=None, **worker_over):
     cfg = LineConfig(
-        cameras=[CameraConfig(name="cam0"), CameraConfig(name="cam1", threshold=-1.0)],
+        cameras=[
+            CameraConfig(name="cam0"),
+            CameraConfig(name="cam1", threshold=-1.0),
+            CameraConfig(name="cam2", crop=(0, 0, 200, 200)),
+        ],
         worker=WorkerConfig(**{"max_batch": 4, "max_wait_ms": 5, "deadline_ms": 250, **worker_over}),
         redis=RedisConfig(url=url, stream=stream),
     )
@@ -28,9 +32,9 @@ def _worker(tiny_onnx, url, stream, engine=None, **worker_over):
     return Worker(cfg, engine, "model-x", 0.5, pub)
 
 
-def _msg(camera, frame_id, t_acq_ns, shape=(96, 96, 3)):
+def _msg(camera, frame_id, t_acq_ns, shape=(96, 96, 3), epoch=0):
     px = np.random.default_rng(frame_id).integers(0, 255, shape, dtype=np.uint8)
-    return encode(FrameHeader(camera, frame_id, frame_id % 24, t_acq_ns, shape), px)
+    return encode(FrameHeader(camera, frame_id, frame_id % 24, t_acq_ns, shape, epoch=epoch), px)
 
 
 def _entries(url, stream):
@@ -56,16 +60,20 @@ def test_every_frame_gets_one_verdict_with_the_contract_fields(tiny_onnx, redis_
 def test_malformed_burst_is_counted_and_answered_where_possible(tiny_onnx, redis_server):
     w = _worker(tiny_onnx, redis_server.url, "t:bad")
     now = time.time_ns()
-    for _ in range(50):
+    for i in range(50):
         w.on_message([b"garbage"], now)
-        w.on_message([b'{"camera": "cam0", "slot": 5, "frame_id": 9}', b"xx"], now)
+        w.on_message([b'{"camera": "cam0", "slot": 5, "frame_id": %d}' % (100 + i), b"xx"], now)
+    w.on_message([b'{"camera": "cam0", "slot": 5, "frame_id": 100}', b"xx"], now)  # the same frame again
     w.on_message(_msg("cam0", 1, now), now)
     w.step(time.time_ns(), force=True)
+    w.publisher.flush(force=True)
     assert w.metrics.bad_frames.labels("parts")._value.get() == 50
-    assert w.metrics.bad_frames.labels("field")._value.get() == 50
+    assert w.metrics.bad_frames.labels("field")._value.get() == 51
     rows = _entries(redis_server.url, "t:bad")
     bad = [r for r in rows if r["reason"] == "bad_frame"]
     assert len(bad) == 50 and all(r["slot"] == "5" and r["reject"] == "1" for r in bad)
+    assert sorted(int(r["frame_id"]) for r in bad) == list(range(100, 150)), "one verdict per frame identity"
+    assert w.metrics.verdicts_suppressed._value.get() == 1
     assert [r["reason"] for r in rows if r["reason"] != "bad_frame"] in (["pass"], ["anomaly"])
 
 
@@ -126,9 +134,10 @@ def test_overload_keeps_the_queue_bounded_and_rejects_the_oldest(tiny_onnx, redi
 def test_bad_pixels_for_the_camera_are_bad_frames(tiny_onnx, redis_server):
     w = _worker(tiny_onnx, redis_server.url, "t:px")
     now = time.time_ns()
-    w.on_message(_msg("cam0", 0, now, shape=(32, 32, 5)), now)
+    w.on_message(_msg("cam2", 0, now, epoch=77), now)  # cam2 crops 200 px out of a 96 px frame
     rows = _entries(redis_server.url, "t:px")
     assert rows[0]["reason"] == "bad_frame" and w.metrics.bad_frames.labels("pixels")._value.get() == 1
+    assert (rows[0]["camera"], rows[0]["epoch"], rows[0]["frame_id"]) == ("cam2", "77", "0"), "the frame's identity"
 
 
 def test_redis_outage_loses_no_verdict_and_keeps_order(fresh_redis):
@@ -207,7 +216,7 @@ def test_reject_archive_stays_within_its_disk_bound(tmp_path):
     rng = np.random.default_rng(0)
     for i in range(20):  # noisy frames: each overlay PNG is tens of kB
         archive.submit(
-            archive.path_for("cam0", i),
+            archive.path_for("cam0", 5, i),
             rng.integers(0, 255, (64, 64, 3), dtype=np.uint8),
             rng.random((64, 64)).astype(np.float32),
         )
@@ -215,4 +224,14 @@ def test_reject_archive_stays_within_its_disk_bound(tmp_path):
     files = sorted(p.name for p in (tmp_path / "rejects").glob("*.png"))
     total = sum(p.stat().st_size for p in (tmp_path / "rejects").glob("*.png"))
     assert total <= 60_000 and 0 < len(files) < 20
-    assert "cam0_19.png" in files and "cam0_0.png" not in files, "the oldest go first"
+    assert "cam0_5_19.png" in files and "cam0_5_0.png" not in files, "the oldest go first"
+
+
+@pytest.mark.parametrize("camera", ["../outside", "/abs/path", "a/b", "." * 3, "x" * 300, "cam:0", ""])
+def test_archive_never_names_a_file_outside_its_folder(tmp_path, camera):
+    from pipeline.archive import RejectArchive
+
+    skipped = []
+    archive = RejectArchive(tmp_path / "rejects", max_bytes=10**6, on_skip=lambda: skipped.append(1))
+    assert archive.path_for(camera, 0, 1) is None and skipped == [1]
+    archive.close()
