@@ -183,6 +183,45 @@ def cmd_run(a: argparse.Namespace) -> int:
     return Supervisor(load_line_config(Path(a.config))).run_forever()
 
 
+@command("chaos")
+def cmd_chaos(a: argparse.Namespace) -> int:
+    import json
+    import tempfile
+
+    from engines.select import DEFAULT_CACHE, ensure_onnx
+    from pipeline.chaos import run_chaos
+    from pipeline.config import CameraConfig, LedgerConfig, LineConfig, MetricsConfig, RedisConfig, WorkerConfig
+    from pipeline.demo import local_endpoint
+    from pipeline.processes import setup_logging
+    from pipeline.redis_local import LocalRedis
+
+    setup_logging("chaos")
+    ensure_onnx(Path(a.checkpoint), DEFAULT_CACHE, 4, log=print)
+    server = LocalRedis(persist=True).start()  # its own: the run stops and restarts it
+    cfg = LineConfig(
+        cameras=[CameraConfig(name=f"cam{i}", fps=a.fps, synthetic={"seed": i}) for i in range(2)],
+        worker=WorkerConfig(
+            endpoints=[local_endpoint("chaos")],
+            checkpoint=a.checkpoint,
+            deadline_ms=1000,
+            hang_s=5,
+            archive={"dir": tempfile.mkdtemp(prefix="grdnet-chaos-rejects-")},
+        ),
+        redis=RedisConfig(url=server.url, stream="grdnet:chaos"),
+        ledger=LedgerConfig(grace_s=3.0),
+        metrics=MetricsConfig(enabled=False),
+    )
+    try:
+        report = run_chaos(cfg, server, duration_s=a.seconds)
+    finally:
+        server.stop()
+    text = json.dumps(report, indent=1, default=str)
+    print(text)
+    if a.json:
+        Path(a.json).write_text(text)
+    return 0 if report["promise_kept"] else 1
+
+
 @command("keys")
 def cmd_keys(a: argparse.Namespace) -> int:
     from pipeline.curve import make_keys
@@ -230,6 +269,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("run", help="the live line as configured")
     r.add_argument("--config", default="config/line.yaml")
+
+    c = sub.add_parser("chaos", help="the line under kills, a hang and a Redis restart, then an audit (3.8)")
+    c.add_argument("--seconds", type=float, default=26.0)
+    c.add_argument("--fps", type=float, default=1.0, help="per camera (2 cameras)")
+    c.add_argument("--checkpoint", default=str(_bundled()))
+    c.add_argument("--json")
 
     k = sub.add_parser("keys", help="make a ZeroMQ CURVE key pair for worker.curve (docs/design.md 3.3)")
     k.add_argument("--out", required=True, help="folder for NAME.key and NAME.key_secret")
@@ -325,7 +370,7 @@ def build_parser() -> argparse.ArgumentParser:
     n.add_argument("--max-batch", type=int, default=4)
     n.add_argument("--max-wait-ms", type=float, default=2.0)
     n.add_argument("--point-seconds", type=float, default=8.0, help="how long each offered rate runs")
-    n.add_argument("--sweep", default="rate,batch,wait", help="rate, batch, wait (comma separated) or none")
+    n.add_argument("--sweep", default="rate,batch,wait", help="rate, batch, wait, ledger (comma separated) or none")
     n.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
     return p
 

@@ -54,8 +54,9 @@ def ensure_onnx(checkpoint: Path, cache_dir: Path, max_batch: int, log=print) ->
     try:
         if read_onnx_sidecar(path).max_batch >= max_batch:
             return path
-    except EngineError:
-        pass
+    except EngineError as exc:
+        if path.exists():  # a cached graph that fails its sha256 or sidecar check is never used: made again
+            log(f"cached graph refused ({exc}): exporting again")
     log(f"exporting {checkpoint} to {path}")
     export_onnx(checkpoint, path, max(max_batch, CACHE_MAX_BATCH), log=log)
     return path

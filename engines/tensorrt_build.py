@@ -75,9 +75,9 @@ def build_plan(
     from engines import cuda_buffers as cb
     from engines.tensorrt_engine import import_tensorrt
 
-    trt = import_tensorrt()
     onnx_path, out = Path(onnx_path), Path(out)
-    onnx_meta = read_onnx_sidecar(onnx_path)
+    onnx_meta = read_onnx_sidecar(onnx_path)  # integrity first: a graph that is not what was exported is refused
+    trt = import_tensorrt()
     strongly_typed, fp16_flag = build_settings(trt_major(trt.__version__), onnx_meta.precision, fp16)
     gpu, capability = cb.gpu_info()
     logger = trt.Logger(trt.Logger.WARNING)

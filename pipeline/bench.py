@@ -17,7 +17,15 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from pipeline.config import CameraConfig, LineConfig, MetricsConfig, RedisConfig, SyntheticSource, WorkerConfig
+from pipeline.config import (
+    CameraConfig,
+    LedgerConfig,
+    LineConfig,
+    MetricsConfig,
+    RedisConfig,
+    SyntheticSource,
+    WorkerConfig,
+)
 from pipeline.demo import run_line_until
 from pipeline.timing import read_timing, summarise
 
@@ -56,7 +64,9 @@ def engine_alone(s: BenchSettings, batches: list[int], log=print) -> dict[int, d
     return out
 
 
-def line_point(s: BenchSettings, rate: float, max_batch: int, max_wait_ms: float, image_size: int) -> dict:
+def line_point(
+    s: BenchSettings, rate: float, max_batch: int, max_wait_ms: float, image_size: int, ledger: bool = True
+) -> dict:
     """Offer ``rate`` frames/s (over all cameras) for ``s.seconds``; judge what the line did with them."""
     per_cam = rate / s.cameras
     frames = max(1, int(per_cam * s.seconds))
@@ -83,6 +93,7 @@ def line_point(s: BenchSettings, rate: float, max_batch: int, max_wait_ms: float
             archive={"enabled": False},
         ),
         redis=RedisConfig(url=s.redis_url, stream="grdnet:bench"),
+        ledger=LedgerConfig(enabled=ledger),
         metrics=MetricsConfig(enabled=False),
         cache_dir=s.cache_dir,
         timing_dir=timing_dir,
@@ -98,6 +109,7 @@ def line_point(s: BenchSettings, rate: float, max_batch: int, max_wait_ms: float
         span = float("nan")
     return {
         "offered_fps": rate,
+        "ledger": ledger,
         "max_batch": max_batch,
         "max_wait_ms": max_wait_ms,
         "frames": total,
@@ -126,6 +138,64 @@ def saturation(result: dict, max_batch: int, capacity: float) -> dict:
         "line_fps": float(np.median(fps)) if fps else float("nan"),
         "line_fps_saturated_points": fps,
         "line_over_engine": float(np.median(fps)) / capacity if fps else float("nan"),
+    }
+
+
+def ledger_round_trips(url: str, n: int = 2000) -> dict:
+    """What the ledger adds per frame, timed directly: the camera's write-ahead record (one round trip) and the
+    worker's write-once verdict against a plain XADD, per batch of 4 (ms)."""
+    import time
+
+    import redis
+
+    from pipeline.ledger import Ledger
+    from pipeline.line_keys import LineKeys
+    from pipeline.publisher import VerdictPublisher
+    from pipeline.verdicts import Verdict
+    from pipeline.wire import FrameHeader
+
+    client = redis.Redis.from_url(url)
+    keys = LineKeys(f"grdnet:ledgerbench:{time.time_ns()}")
+    ledger = Ledger(client, keys, "cam0", 100_000, 1000)
+    t_record = []
+    for i in range(n):
+        t = time.perf_counter()
+        ledger.record(FrameHeader("cam0", i, i % 24, time.time_ns(), (8, 8), epoch=1))
+        t_record.append((time.perf_counter() - t) * 1e3)
+    out = {"record_ms_p50": float(np.median(t_record)), "record_ms_p99": float(np.percentile(t_record, 99))}
+    for claim in (True, False):
+        pub = VerdictPublisher(url, keys.stream + (":claimed" if claim else ":plain"), 100_000, 1000, client=client)
+        times = []
+        for b in range(n // 4):
+            batch = [Verdict("cam0", 4 * b + j, 0, 1, 2, 0.1, 0.5, "pass", "m", epoch=1, claim=claim) for j in range(4)]
+            t = time.perf_counter()
+            pub.publish(batch)
+            times.append((time.perf_counter() - t) * 1e3)
+        out[f"verdict_batch4_ms_p50_{'claim' if claim else 'plain'}"] = float(np.median(times))
+    client.delete(keys.ledger, keys.last_sent, keys.stream + ":claimed", keys.stream + ":plain")
+    for k in client.scan_iter(f"{keys.stream}:claimed:claim:*", count=1000):
+        client.delete(k)
+    return out
+
+
+def ledger_cost(s: BenchSettings, capacity: float, image_size: int, log=print, pairs: int = 3) -> dict:
+    """Throughput at saturation (1.25 x the engine's capacity) with and without the frame ledger, in alternating
+    pairs of points so that drift of a shared machine falls on both: the median line/engine ratio of each."""
+    ratios: dict[bool, list[float]] = {True: [], False: []}
+    for i in range(pairs):
+        for on in (True, False) if i % 2 == 0 else (False, True):
+            p = line_point(s, 1.25 * capacity, s.max_batch, s.max_wait_ms, image_size, ledger=on)
+            ratios[on].append(p["line_fps"] / capacity)
+            log(f"ledger {'on ' if on else 'off'}: line {p['line_fps']:.2f}/s = {ratios[on][-1]:.3f} x engine")
+    with_l, without = float(np.median(ratios[True])), float(np.median(ratios[False]))
+    trips = ledger_round_trips(s.redis_url)
+    log(f"ledger round trips: {trips}")
+    return {
+        "round_trips": trips,
+        "line_over_engine_with_ledger": with_l,
+        "line_over_engine_without_ledger": without,
+        "cost_fraction": 1 - with_l / without,
+        "points": {"with": ratios[True], "without": ratios[False]},
     }
 
 
@@ -173,6 +243,8 @@ def run_bench(s: BenchSettings, log=print) -> dict:
                 p = line_point(s, 0.5 * capacity, s.max_batch, w, meta.image_size)
                 log(f"max wait {w:.0f} ms: e2e p99 {p['stages_ms']['end_to_end']['p99']:.1f} ms")
                 result["wait_sweep"].append(p)
+        if "ledger" in s.sweeps:
+            result["ledger_cost"] = ledger_cost(s, capacity, meta.image_size, log)
         result["engine_fps"] = capacity
         result["e2e_p99_ms"] = default["stages_ms"]["end_to_end"]["p99"]
         result.update(saturation(result, s.max_batch, capacity))
@@ -217,6 +289,12 @@ def print_tables(result: dict, console: Console | None = None) -> None:
         f"{result['settings']['default_rate']:.0f}/s {result['e2e_p99_ms']:.1f}"
         + (f"  knee at {knee['offered_fps']:.1f}/s" if knee else "")
     )
+    if "ledger_cost" in result:
+        c = result["ledger_cost"]
+        console.print(
+            f"ledger at saturation: line/engine {c['line_over_engine_with_ledger']:.3f} with, "
+            f"{c['line_over_engine_without_ledger']:.3f} without: cost {100 * c['cost_fraction']:.1f} %"
+        )
     if "half_saturation" in result:
         h = result["half_saturation"]
         console.print(

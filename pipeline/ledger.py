@@ -18,6 +18,7 @@ import redis
 from pipeline.line_keys import LineKeys
 from pipeline.metrics import CameraMetrics
 from pipeline.rate_log import RateLimitedLog
+from pipeline.redis_conn import keep_trying
 from pipeline.wire import FrameHeader
 
 log = logging.getLogger("grdnet.ledger")
@@ -106,10 +107,7 @@ class Ledger:
 
     def drain(self, timeout_s: float) -> bool:
         """At a clean stop: keep trying until the buffer is written or ``timeout_s`` passes."""
-        end = time.monotonic() + timeout_s
-        while not self.flush(force=True):
-            if time.monotonic() > end:
-                log.error("stop: %d ledger entries could not be written", len(self.buffer))
-                return False
-            time.sleep(self.retry_s)
-        return True
+        if keep_trying(lambda: self.flush(force=True), timeout_s, self.retry_s):
+            return True
+        log.error("stop: %d ledger entries could not be written", len(self.buffer))
+        return False

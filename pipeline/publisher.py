@@ -20,7 +20,7 @@ import redis
 from pipeline.line_keys import LineKeys, queue_verdict, write_once_script
 from pipeline.metrics import WorkerMetrics
 from pipeline.rate_log import RateLimitedLog
-from pipeline.redis_conn import mask_url
+from pipeline.redis_conn import keep_trying, mask_url
 from pipeline.verdicts import Verdict
 
 log = logging.getLogger("grdnet.publisher")
@@ -120,13 +120,10 @@ class VerdictPublisher:
 
     def drain(self, timeout_s: float) -> bool:
         """At shutdown: keep trying until the buffer is written or ``timeout_s`` passes."""
-        end = time.monotonic() + timeout_s
-        while not self.flush(force=True):
-            if time.monotonic() > end:
-                log.error("shutdown: %d verdicts could not be written to Redis", len(self.buffer))
-                return False
-            time.sleep(self.retry_s)
-        return True
+        if keep_trying(lambda: self.flush(force=True), timeout_s, self.retry_s):
+            return True
+        log.error("shutdown: %d verdicts could not be written to Redis", len(self.buffer))
+        return False
 
     def _gauge(self) -> None:
         self.metrics.redis_buffer.set(len(self.buffer))

@@ -3,6 +3,8 @@ reach a log (``mask_url``), and refused credentials are one clear error (``check
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlparse, urlunparse
 
@@ -60,3 +62,13 @@ def check_credentials(rc: RedisConfig) -> bool:
         if "SSL" in str(exc) or "certificate" in str(exc):
             raise ValueError(f"Redis at {mask_url(rc.url)}: TLS failed: {exc}") from None
         return False
+
+
+def keep_trying(flush: Callable[[], bool], timeout_s: float, retry_s: float) -> bool:
+    """At a clean stop: call ``flush`` until it reports everything written or ``timeout_s`` passes."""
+    end = time.monotonic() + timeout_s
+    while not flush():
+        if time.monotonic() > end:
+            return False
+        time.sleep(retry_s)
+    return True

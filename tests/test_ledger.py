@@ -45,8 +45,19 @@ class Clock:
         self.wall += int(s * 1e9)
 
 
-def _reconciler(url, cfg, clock):
-    return Reconciler(redis.Redis.from_url(url), cfg, "model-x", 0.5, clock=lambda: clock.t, wall_ns=lambda: clock.wall)
+def _recorded(url, stream, frames, grace_s=1.0):
+    """A line config, a cam0 ledger and a clock, with ``frames`` frames recorded as sent now."""
+    cfg = _cfg(url, stream, grace_s=grace_s)
+    ledger = Ledger(redis.Redis.from_url(url), LineKeys(stream), "cam0", 10_000, 1000)
+    clock = Clock()
+    for i in range(frames):
+        ledger.record(_header("cam0", i, clock.wall))
+    return cfg, ledger, clock
+
+
+def _reconciler(url, cfg, clock, **client):
+    client = redis.Redis.from_url(url, **client)
+    return Reconciler(client, cfg, "model-x", 0.5, clock=lambda: clock.t, wall_ns=lambda: clock.wall)
 
 
 def test_ledger_resumes_after_the_last_recorded_frame_and_keeps_order_through_an_outage(durable_redis):
@@ -113,12 +124,7 @@ def test_frames_without_a_verdict_become_lost_rejects_and_the_rest_stay_untouche
 
 
 def test_a_restarted_reconciler_resumes_without_writing_a_frame_twice(redis_server):
-    cfg = _cfg(redis_server.url, "l:restart", grace_s=1.0)
-    keys = LineKeys(cfg.redis.stream)
-    ledger = Ledger(redis.Redis.from_url(redis_server.url), keys, "cam0", 10_000, 1000)
-    clock = Clock()
-    for i in range(4):
-        ledger.record(_header("cam0", i, clock.wall))
+    cfg, ledger, clock = _recorded(redis_server.url, "l:restart", 4)
     first = _reconciler(redis_server.url, cfg, clock)
     first.step(block_ms=10)
     clock.advance(2.0)
@@ -135,19 +141,8 @@ def test_a_restarted_reconciler_resumes_without_writing_a_frame_twice(redis_serv
 
 def test_no_frame_is_claimed_lost_until_redis_has_been_back_for_the_grace(fresh_redis):
     """After an outage the workers' buffered verdicts must land before anything is called lost."""
-    cfg = _cfg(fresh_redis.url, "l:outage", grace_s=1.0)
-    keys = LineKeys(cfg.redis.stream)
-    ledger = Ledger(redis.Redis.from_url(fresh_redis.url), keys, "cam0", 10_000, 1000)
-    clock = Clock()
-    ledger.record(_header("cam0", 0, clock.wall))
-    rec = Reconciler(
-        redis.Redis.from_url(fresh_redis.url, socket_timeout=0.2, socket_connect_timeout=0.2),
-        cfg,
-        "model-x",
-        0.5,
-        clock=lambda: clock.t,
-        wall_ns=lambda: clock.wall,
-    )
+    cfg, ledger, clock = _recorded(fresh_redis.url, "l:outage", 1)
+    rec = _reconciler(fresh_redis.url, cfg, clock, socket_timeout=0.2, socket_connect_timeout=0.2)
     rec.step(block_ms=10)
     fresh_redis.stop()
     clock.advance(5.0)  # long past due, but Redis is away

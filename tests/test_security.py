@@ -235,3 +235,34 @@ def test_line_config_with_keys_loads(curve_keys, tmp_path):
         cameras=[{"name": "cam0"}], worker={"endpoints": ["tcp://0.0.0.0:5599"], "curve": keys.model_dump()}
     )
     assert cfg.worker.curve.clients_dir == keys.clients_dir
+
+
+def test_a_pickle_passed_as_a_checkpoint_is_refused_unread(tmp_path):
+    import pickle
+
+    marker = tmp_path / "payload-ran"
+
+    class Payload:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))  # what unpickling would run
+
+    evil = tmp_path / "model.safetensors"
+    evil.write_bytes(pickle.dumps({"state_dict": Payload()}))
+    result = run_cli("export", "--checkpoint", str(evil), "--out", str(tmp_path / "m.onnx"))
+    assert_one_line_error(result, "not a GRD-Net checkpoint")
+    assert not marker.exists(), "the pickle was never unpickled"
+
+
+def test_a_graph_that_differs_from_its_sidecar_is_refused_with_one_line(tiny_onnx, tmp_path):
+    import shutil
+
+    from engines.sidecar import sidecar_path
+
+    tampered = tmp_path / "model.onnx"
+    data = bytearray(tiny_onnx.read_bytes())
+    data[-20] ^= 0xFF
+    tampered.write_bytes(bytes(data))
+    shutil.copy(sidecar_path(tiny_onnx), sidecar_path(tampered))
+    result = run_cli("build-engine", "--onnx", str(tampered), "--out", str(tmp_path / "m.plan"))
+    assert_one_line_error(result, "sha256 differs from its sidecar")
+    assert not (tmp_path / "m.plan").exists()

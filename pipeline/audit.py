@@ -1,0 +1,87 @@
+"""Audit one line's Redis: does every frame the ledger says was sent have exactly one verdict? (docs/design.md 3.8)
+
+Reads the ledger and verdict streams whole; meant for tests, the chaos run and an engineer checking a shift.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+
+import redis
+
+from pipeline.line_keys import LineKeys
+
+Identity = tuple[str, int, int]  # camera, epoch, frame_id
+
+
+def _entries(client: redis.Redis, key: str) -> list[dict[str, str]]:
+    out, start = [], "-"
+    while True:
+        batch = client.xrange(key, min=start, count=10_000)
+        out += [{k.decode(): v.decode() for k, v in f.items()} for _, f in batch]
+        if len(batch) < 10_000:
+            return out
+        last = batch[-1][0].decode()
+        ms, seq = last.split("-")
+        start = f"{ms}-{int(seq) + 1}"
+
+
+def _identity(e: dict[str, str]) -> Identity:
+    return e["camera"], int(e.get("epoch", 0)), int(e["frame_id"])
+
+
+def audit(client: redis.Redis, stream: str) -> dict:
+    """Counts and the exceptions to the rule, each a list of identities (empty when the line kept its promise)."""
+    keys = LineKeys(stream)
+    sent = _entries(client, keys.ledger)
+    verdicts = _entries(client, stream)
+    sent_ids = {_identity(e) for e in sent}
+    seen = Counter(_identity(v) for v in verdicts)
+    reasons = Counter(v["reason"] for v in verdicts)
+    epochs: dict[str, dict[int, list[int]]] = {}
+    for cam, epoch, fid in sorted(sent_ids):
+        epochs.setdefault(cam, {}).setdefault(epoch, []).append(fid)
+    reused = []
+    for cam, by_epoch in epochs.items():
+        ordered = sorted(by_epoch.items())  # epochs are start times: in start order
+        for (_, before), (epoch, after) in zip(ordered, ordered[1:], strict=False):
+            if min(after) <= max(before):
+                reused.append((cam, epoch, min(after)))
+    judged = [v for v in verdicts if v["reason"] in ("pass", "anomaly")]
+    return {
+        "sent": len(sent),
+        "sent_by_camera": dict(sorted(Counter(e["camera"] for e in sent).items())),
+        "verdicts": len(verdicts),
+        "by_reason": dict(sorted(reasons.items())),
+        "missing": sorted(sent_ids - set(seen)),
+        "duplicates": sorted(i for i, n in seen.items() if n > 1),
+        "unledgered": sorted(set(seen) - sent_ids),
+        "pass_without_inference": [
+            _identity(v) for v in judged if v["reason"] == "pass" and math.isnan(float(v["score"]))
+        ],
+        "failed_with_a_score": [
+            _identity(v)
+            for v in verdicts
+            if v["reason"] not in ("pass", "anomaly") and not math.isnan(float(v["score"]))
+        ],
+        "epochs_by_camera": {cam: len(by_epoch) for cam, by_epoch in sorted(epochs.items())},
+        "frame_ids_reused_after_restart": reused,
+    }
+
+
+def promise_kept(report: dict) -> bool:
+    return (
+        not any(
+            report[k]
+            for k in (
+                "missing",
+                "duplicates",
+                "unledgered",
+                "pass_without_inference",
+                "failed_with_a_score",
+                "frame_ids_reused_after_restart",
+            )
+        )
+        and report["sent"] == report["verdicts"]
+    )
