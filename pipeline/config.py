@@ -39,6 +39,8 @@ class SyntheticSource(_Strict):
     defect_rate: float = Field(0.1, ge=0, le=1)
     seed: int = 0
     pool: int = Field(0, ge=0, description="0: render every frame; N: render N frames once and cycle (benchmarks)")
+    trigger_drop_rate: float = Field(0.0, ge=0, lt=1, description="on a carousel: triggers missed (tests)")
+    trigger_repeat_rate: float = Field(0.0, ge=0, lt=1, description="on a carousel: triggers seen twice (tests)")
 
 
 class GenICamSource(_Strict):
@@ -176,11 +178,39 @@ class MetricsConfig(_Strict):
     reconciler_port: int = Field(9130, ge=0, description="the reconciler's endpoint; 0 = any free port")
 
 
+class CarouselConfig(_Strict):
+    """The rotary carousel (docs/design.md 3.9): one unit per pitch; stations and ejector in pitches from the load
+    point. With it, a synthetic camera is triggered by the encoder and the aggregator decides units."""
+
+    units_per_minute: float = Field(gt=0, description="the pitch rate of the encoder")
+    pockets: int = Field(24, ge=1)
+    stations: dict[str, int] = Field(min_length=1, description="camera name -> position in pitches from load")
+    ejector: int = Field(ge=1, description="the ejector's position in pitches from load")
+    decision_margin_ms: float = Field(50.0, ge=0, description="a unit's decision is due this long before the ejector")
+    start_lead_s: float = Field(1.0, ge=0, description="tick 0 this long after the cameras are ready")
+    stream: str = "grdnet:units"
+    t0_ns: int = Field(0, ge=0, description="tick 0 (set by the supervisor at start)")
+
+    @model_validator(mode="after")
+    def _stations_before_the_ejector(self) -> CarouselConfig:
+        for cam, pos in self.stations.items():
+            if not 0 <= pos < self.ejector:
+                raise ValueError(
+                    f"station {cam} at pitch {pos} is not between the load point and the ejector ({self.ejector})"
+                )
+        return self
+
+    @property
+    def period_ms(self) -> float:
+        return 60_000.0 / self.units_per_minute
+
+
 class LineConfig(_Strict):
     cameras: list[CameraConfig] = Field(min_length=1)
     worker: WorkerConfig = Field(default_factory=WorkerConfig)
     redis: RedisConfig = Field(default_factory=RedisConfig)
     ledger: LedgerConfig = Field(default_factory=LedgerConfig)
+    carousel: CarouselConfig | None = None
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
     cache_dir: str | None = Field(None, description="compiled engines; default ~/.cache/grdnet-line")
     timing_dir: str | None = Field(None, description="per-frame stage times as JSONL per process (benchmarks)")
@@ -190,6 +220,22 @@ class LineConfig(_Strict):
         names = [c.name for c in self.cameras]
         if len(set(names)) != len(names):
             raise ValueError(f"camera names must be unique, got {names}")
+        c = self.carousel
+        if c is not None:
+            unplaced = [n for n in names if n not in c.stations]
+            unknown = [n for n in c.stations if n not in names]
+            if unplaced or unknown:
+                raise ValueError(
+                    f"carousel.stations: every camera has a station and every station a camera "
+                    f"(not placed: {unplaced}, no such camera: {unknown})"
+                )
+            slack_ms = (c.ejector - max(c.stations.values())) * c.period_ms - c.decision_margin_ms
+            if slack_ms <= self.worker.deadline_ms:
+                raise ValueError(
+                    f"carousel: {c.units_per_minute:g} units/min leaves {slack_ms:.0f} ms from the last station to "
+                    f"the decision, not more than worker.deadline_ms ({self.worker.deadline_ms:g}): no unit could "
+                    "be judged in time; slow the carousel, move the ejector or shorten the deadline"
+                )
         return self
 
 

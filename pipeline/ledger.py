@@ -26,13 +26,16 @@ CHUNK = 1000
 
 
 def ledger_fields(h: FrameHeader) -> dict[str, str]:
-    return {
+    out = {
         "camera": h.camera,
         "epoch": str(h.epoch),
         "frame_id": str(h.frame_id),
         "slot": str(h.slot),
         "t_acq_ns": str(h.t_acq_ns),
     }
+    if h.trigger is not None:
+        out["trigger"] = str(h.trigger)
+    return out
 
 
 class Ledger:

@@ -59,9 +59,15 @@ def queue_verdict(pipe, script, keys: LineKeys, v: Verdict, maxlen: int, claim_t
     if not claimed:
         pipe.xadd(keys.stream, fields, maxlen=maxlen, approximate=True)
         return
-    flat = [x for kv in fields.items() for x in kv]
-    script(
-        keys=[keys.stream, keys.claim(v.camera, v.epoch, v.frame_id)],
-        args=[maxlen, claim_ttl_s, v.reason, *flat],
-        client=pipe,
+    write_once(
+        pipe, script, keys.stream, keys.claim(v.camera, v.epoch, v.frame_id), v.reason, fields, maxlen, claim_ttl_s
     )
+
+
+def write_once(
+    pipe, script, stream: str, claim_key: str, value: str, fields: dict[str, str], maxlen: int, ttl_s: int
+) -> None:
+    """XADD ``fields`` to ``stream`` only if ``claim_key`` was not taken (one entry per identity: verdicts per
+    frame, decisions per unit); the pipeline's result for it is 1 when written, 0 when refused."""
+    flat = [x for kv in fields.items() for x in kv]
+    script(keys=[stream, claim_key], args=[maxlen, ttl_s, value, *flat], client=pipe)

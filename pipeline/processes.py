@@ -48,25 +48,45 @@ def start_metrics(cfg: LineConfig, registry, base_port: int, index: int) -> None
         log.info("metrics on http://%s:%d/metrics", cfg.metrics.host, port)
 
 
-def stamp_header(sf, cam: CameraConfig, counter: int, epoch: int = 0):
+def stamp_header(sf, cam: CameraConfig, counter: int, epoch: int = 0, carousel=None):
     """The wire header of a source frame: a replayed frame keeps its recorded camera, frame_id and slot; otherwise
     frame_id is the camera's counter (continued from the ledger after a restart) and slot = first + counter mod
-    count. ``epoch`` is this camera process's start: a restart or a second replay is a new epoch."""
+    count. ``epoch`` is this camera process's start: a restart or a second replay is a new epoch. On a carousel
+    the frame carries its trigger (the encoder tick; from acquisition time for a source that reports none) and
+    its slot is the pocket of the unit it shows."""
+    from pipeline.units import Timeline
     from pipeline.wire import FrameHeader
 
+    trigger, slot = sf.trigger, sf.slot
+    if carousel is not None:
+        if trigger is None:
+            trigger = Timeline.of(carousel, carousel.t0_ns).tick_at(sf.t_acq_ns)
+        slot = (trigger - carousel.stations[cam.name]) % carousel.pockets if slot is None else slot
     return FrameHeader(
         camera=sf.camera or cam.name,
         frame_id=sf.frame_id if sf.frame_id is not None else counter,
-        slot=sf.slot if sf.slot is not None else cam.slots.first + counter % cam.slots.count,
+        slot=slot if slot is not None else cam.slots.first + counter % cam.slots.count,
         t_acq_ns=sf.t_acq_ns,
         shape=tuple(sf.pixels.shape),
         epoch=epoch,
+        trigger=max(trigger, 0) if trigger is not None else None,
     )
 
 
-def camera_source(cam: CameraConfig, index: int, on_reconnect=None) -> Iterator:
+def camera_source(cam: CameraConfig, index: int, on_reconnect=None, carousel=None) -> Iterator:
     from pipeline.sources.frames import SourceFrame
 
+    if cam.source == "synthetic" and carousel is not None:
+        from pipeline.sources.synthetic import triggered_frames
+        from pipeline.units import Timeline
+
+        return triggered_frames(cam.synthetic, Timeline.of(carousel, carousel.t0_ns), index)
+    if carousel is not None:
+        log.warning(
+            "source %s reports no trigger identity: its frames are placed on units by acquisition time, so a "
+            "late or missed frame is detected as a missing station, not as a slot shift",
+            cam.source,
+        )
     if cam.source == "synthetic":
         from pipeline.sources.synthetic import synthetic_frames
 
@@ -94,7 +114,17 @@ def open_ledger(cfg: LineConfig, cam: CameraConfig, metrics):
     return Ledger(client, keys, cam.name, cfg.redis.maxlen, cfg.ledger.buffer_max, metrics)
 
 
-def camera_main(cfg_json: str, index: int, record_dir: str | None = None) -> None:
+def wait_for_tick0(cfg: LineConfig, clock, ready, stop: StopFlag) -> LineConfig:
+    """On a carousel line: say ready, wait for the supervisor's tick 0, return the config that carries it."""
+    if cfg.carousel is None or clock is None:
+        return cfg
+    ready.set()
+    while clock.value == 0 and not stop.set:
+        time.sleep(0.01)
+    return cfg.model_copy(update={"carousel": cfg.carousel.model_copy(update={"t0_ns": clock.value})})
+
+
+def camera_main(cfg_json: str, index: int, record_dir: str | None = None, clock=None, ready=None) -> None:
     from pipeline.metrics import CameraMetrics
     from pipeline.recorder import Recorder
     from pipeline.wire import encode
@@ -120,15 +150,16 @@ def camera_main(cfg_json: str, index: int, record_dir: str | None = None) -> Non
         secure_client(sock, cfg.worker.curve)
     for endpoint in cfg.worker.endpoints:
         sock.connect(endpoint)
+    cfg = wait_for_tick0(cfg, clock, ready, stop)
     recorder = Recorder(Path(record_dir)) if record_dir else None
     timing = open(Path(cfg.timing_dir) / f"camera-{cam.name}.jsonl", "a") if cfg.timing_dir else None  # noqa: SIM115
     sent = 0
-    source = camera_source(cam, index, lambda: metrics.reconnects.labels(cam.name).inc())
+    source = camera_source(cam, index, lambda: metrics.reconnects.labels(cam.name).inc(), cfg.carousel)
     try:
         for sf in source:
             if stop.set:
                 break
-            header, seq = stamp_header(sf, cam, seq, epoch), seq + 1
+            header, seq = stamp_header(sf, cam, seq, epoch, cfg.carousel), seq + 1
             if ledger:
                 ledger.record(header)  # before the send: a frame this process dies with is still known
             t_sent = time.time_ns()  # handed to ZeroMQ now; the worker may read it before send returns

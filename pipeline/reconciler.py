@@ -38,6 +38,7 @@ class Sent:
     slot: int
     t_acq_ns: int
     due: float  # monotonic seconds
+    trigger: int = -1
 
 
 class Reconciler:
@@ -92,6 +93,7 @@ class Reconciler:
                         int(f["slot"]),
                         int(f["t_acq_ns"]),
                         0.0,
+                        int(f.get("trigger", -1)),
                     )
                 except (KeyError, ValueError) as exc:
                     self.warn("bad_entry", f"ledger entry {eid} unreadable ({exc!r}): skipped")
@@ -130,6 +132,7 @@ class Reconciler:
                 self.thresholds.get(s.camera, self.default_threshold),
                 self.model_id,
                 epoch=s.epoch,
+                trigger=s.trigger,
             )
             for _, s in due
         ]

@@ -115,6 +115,8 @@ def replay_frames(cfg: ReplaySource) -> Iterator[SourceFrame]:
             if delay > 0:
                 time.sleep(delay / 1e9)
             pixels = _read_png(_inside(root, e["file"], index))
-            yield SourceFrame(pixels, time.time_ns(), e.get("camera"), e.get("frame_id"), e.get("slot"))
+            yield SourceFrame(
+                pixels, time.time_ns(), e.get("camera"), e.get("frame_id"), e.get("slot"), e.get("trigger")
+            )
         if not cfg.loop:
             return

@@ -12,6 +12,7 @@ import signal
 import time
 from dataclasses import dataclass, field
 
+from pipeline.aggregator import aggregator_main
 from pipeline.config import LineConfig
 from pipeline.processes import camera_main, worker_main
 from pipeline.reconciler import reconciler_main
@@ -46,11 +47,25 @@ class Supervisor:
                 Managed(f"worker[{i}]", worker_main, (cfg_json, i, self.ready[i], beat), heartbeat=beat)
             )
         self.reconciler = [Managed("reconciler", reconciler_main, (cfg_json,))] if cfg.ledger.enabled else []
+        # the carousel's tick 0, shared with the cameras and the aggregator (restarted ones too)
+        self.clock = self.ctx.Value("q", 0, lock=False)
+        self.clock_ready = [self.ctx.Event() for _ in range(len(cfg.cameras) + 1)]
+        self.aggregator = (
+            [Managed("aggregator", aggregator_main, (cfg_json, self.clock, self.clock_ready[-1]))]
+            if cfg.carousel
+            else []
+        )
         self.cameras = [
             Managed(
                 f"camera[{c.name}]",
                 camera_main,
-                (cfg_json, i, os.path.join(record_dir, c.name) if record_dir else None),
+                (
+                    cfg_json,
+                    i,
+                    os.path.join(record_dir, c.name) if record_dir else None,
+                    self.clock,
+                    self.clock_ready[i],
+                ),
             )
             for i, c in enumerate(cfg.cameras)
         ]
@@ -79,12 +94,29 @@ class Supervisor:
                     raise RuntimeError(f"{m.name} exited with code {m.proc.exitcode} before it was ready")
                 if time.monotonic() > end:
                     raise RuntimeError(f"{m.name} not ready after {self.ready_timeout_s:.0f} s")
-        for m in self.cameras:
+        for m in (*self.aggregator, *self.cameras):
             self._start(m)
+        self._start_carousel_clock()
+
+    def _start_carousel_clock(self) -> None:
+        """Tick 0 of the encoder, ``start_lead_s`` after every camera and the aggregator is ready (process
+        start takes seconds on a loaded machine: a clock started before them would eject the first units)."""
+        c = self.cfg.carousel
+        if c is None:
+            return
+        end = time.monotonic() + self.ready_timeout_s
+        for m, ev in zip((*self.cameras, *self.aggregator), self.clock_ready, strict=True):
+            while not ev.wait(0.2):
+                if not m.proc.is_alive() or time.monotonic() > end:
+                    raise RuntimeError(f"{m.name} not ready for the carousel clock (exit {m.proc.exitcode})")
+        t0 = time.time_ns() + int(c.start_lead_s * 1e9)
+        self.clock.value = t0
+        self.cfg = self.cfg.model_copy(update={"carousel": c.model_copy(update={"t0_ns": t0})})
+        log.info("carousel: tick 0 at %d, %g units/min", t0, c.units_per_minute)
 
     @property
     def managed(self) -> tuple[Managed, ...]:
-        return (*self.reconciler, *self.workers, *self.cameras)
+        return (*self.reconciler, *self.workers, *self.aggregator, *self.cameras)
 
     def _kill_hung(self, now: float) -> None:
         """A worker whose loop has not run for ``worker.hang_s`` holds frames it will never answer: kill it; the
@@ -131,7 +163,7 @@ class Supervisor:
         """Drain: stop the cameras, let them flush, then stop the workers (they judge and write what is left),
         then the reconciler (it answers ``lost`` for any sent frame still without a verdict)."""
         self.stopping = True
-        for group in (self.cameras, self.workers, self.reconciler):
+        for group in (self.cameras, self.workers, self.reconciler, self.aggregator):
             for m in group:
                 if m.proc is not None and m.proc.is_alive():
                     os.kill(m.proc.pid, signal.SIGTERM)

@@ -35,6 +35,7 @@ class Verdict:
     map_path: str | None = None
     epoch: int = 0  # with camera and frame_id, the frame's identity (the camera process's start)
     claim: bool = True  # written once per identity (line_keys); False for messages the ledger cannot know
+    trigger: int = -1  # the encoder tick of the frame on a carousel line (-1: none)
 
     @property
     def reject(self) -> bool:
@@ -55,6 +56,8 @@ class Verdict:
             "reason": self.reason,
             "model": self.model,
         }
+        if self.trigger >= 0:
+            out["trigger"] = str(self.trigger)
         if self.map_path:
             out["map"] = self.map_path
         return out
@@ -78,10 +81,22 @@ def failed(
     model: str,
     epoch: int = 0,
     claim: bool = True,
+    trigger: int = -1,
 ) -> Verdict:
     """A frame that could not be judged: a reject with its reason, never a pass, never silence."""
     if reason not in REASONS or reason in ("pass", "anomaly"):
         raise ValueError(f"not a failure reason: {reason!r}")
     return Verdict(
-        camera, frame_id, slot, t_acq_ns, now_ns, float("nan"), threshold, reason, model, epoch=epoch, claim=claim
+        camera,
+        frame_id,
+        slot,
+        t_acq_ns,
+        now_ns,
+        float("nan"),
+        threshold,
+        reason,
+        model,
+        epoch=epoch,
+        claim=claim,
+        trigger=trigger,
     )

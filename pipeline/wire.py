@@ -37,21 +37,22 @@ class FrameHeader:
     dtype: str = "uint8"
     v: int = WIRE_VERSION
     epoch: int = 0  # the sending camera process's start (ns): with camera and frame_id, a frame's identity
+    trigger: int | None = None  # the encoder tick the camera reports for the frame (a carousel line), not a counter
 
     def to_json(self) -> bytes:
-        return json.dumps(
-            {
-                "v": self.v,
-                "camera": self.camera,
-                "epoch": self.epoch,
-                "frame_id": self.frame_id,
-                "slot": self.slot,
-                "t_acq_ns": self.t_acq_ns,
-                "shape": list(self.shape),
-                "dtype": self.dtype,
-            },
-            separators=(",", ":"),
-        ).encode()
+        h = {
+            "v": self.v,
+            "camera": self.camera,
+            "epoch": self.epoch,
+            "frame_id": self.frame_id,
+            "slot": self.slot,
+            "t_acq_ns": self.t_acq_ns,
+            "shape": list(self.shape),
+            "dtype": self.dtype,
+        }
+        if self.trigger is not None:
+            h["trigger"] = self.trigger
+        return json.dumps(h, separators=(",", ":")).encode()
 
 
 @dataclass
@@ -129,6 +130,7 @@ def decode(parts: list) -> Frame:
         raise BadFrame("camera", f"camera must match {CAMERA_NAME.pattern}, got {_short(raw['camera'])}", **ctx)
     frame_id, slot_v, t_acq = _int(raw, "frame_id", ctx), _int(raw, "slot", ctx), _int(raw, "t_acq_ns", ctx)
     epoch = _int(raw, "epoch", ctx, default=0)
+    trigger = _int(raw, "trigger", ctx) if "trigger" in raw else None
     shape = raw["shape"]
     if (
         not isinstance(shape, list)
@@ -146,4 +148,4 @@ def decode(parts: list) -> Frame:
     if payload.nbytes != expected:
         raise BadFrame("size", f"payload {payload.nbytes} bytes, shape {shape} needs {expected}", **ctx)
     pixels = np.frombuffer(payload, np.uint8).reshape(shape)
-    return Frame(FrameHeader(camera, frame_id, slot_v, t_acq, tuple(shape), epoch=epoch), pixels)
+    return Frame(FrameHeader(camera, frame_id, slot_v, t_acq, tuple(shape), epoch=epoch, trigger=trigger), pixels)

@@ -64,6 +64,7 @@ class Job:
     roi: np.ndarray
     threshold: float
     epoch: int = 0
+    trigger: int = -1
 
 
 class Worker:
@@ -104,7 +105,18 @@ class Worker:
 
     def _fail(self, reason: str, jobs: list[Job], now_ns: int) -> list[Verdict]:
         return [
-            failed(reason, j.camera, j.frame_id, j.slot, j.t_acq_ns, now_ns, j.threshold, self.model_id, j.epoch)
+            failed(
+                reason,
+                j.camera,
+                j.frame_id,
+                j.slot,
+                j.t_acq_ns,
+                now_ns,
+                j.threshold,
+                self.model_id,
+                j.epoch,
+                trigger=j.trigger,
+            )
             for j in jobs
         ]
 
@@ -119,7 +131,7 @@ class Worker:
             job = Job(
                 h.camera, h.frame_id, h.slot, h.t_acq_ns, now_ns, np.empty(0), np.empty(0), self._threshold(h.camera)
             )
-            job.epoch = h.epoch
+            job.epoch, job.trigger = h.epoch, (h.trigger if h.trigger is not None else -1)
             try:
                 prep = self.preps[job.camera]
                 job.image, job.roi = prep(frame.pixels), prep.roi
@@ -213,6 +225,7 @@ class Worker:
                     self.model_id,
                     path,
                     epoch=j.epoch,
+                    trigger=j.trigger,
                 )
             )
             self.metrics.stage.labels("end_to_end").observe((done - j.t_acq_ns) / 1e9)

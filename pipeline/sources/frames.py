@@ -15,6 +15,7 @@ class SourceFrame:
     camera: str | None = None  # replayed streams keep their recorded identity
     frame_id: int | None = None
     slot: int | None = None
+    trigger: int | None = None  # the encoder tick the source reports (carousel lines)
 
 
 # OpenCV names Bayer patterns by the second row: a GenICam RGGB sensor (BayerRG) is OpenCV's BayerBG.

@@ -9,6 +9,8 @@ import numpy as np
 
 from model.products import get_product
 from pipeline.config import SyntheticSource
+from pipeline.sources.frames import SourceFrame
+from pipeline.units import Timeline
 
 
 def _render(cfg: SyntheticSource, camera_index: int, i: int) -> np.ndarray:
@@ -34,3 +36,28 @@ def synthetic_frames(cfg: SyntheticSource, fps: float, camera_index: int = 0) ->
             t_next = time.monotonic_ns()  # fell behind: do not burst to catch up
         yield frame, time.time_ns()
         i += 1
+
+
+def triggered_frames(cfg: SyntheticSource, timeline: Timeline, camera_index: int = 0) -> Iterator[SourceFrame]:
+    """A camera on the carousel: one frame per encoder tick, stamped with the tick (its trigger identity).
+    ``trigger_drop_rate`` of the ticks are missed and ``trigger_repeat_rate`` are seen twice (seeded), so slot
+    integrity is tested end to end; a tick the renderer could not keep up with is missed the same way."""
+    pool = [_render(cfg, camera_index, i) for i in range(cfg.pool)]
+    k = max(0, timeline.tick_at(time.time_ns()) + 1)
+    rng = np.random.default_rng([cfg.seed, camera_index, 7919, k])
+    while True:
+        t_k = timeline.t0_ns + k * timeline.period_ns
+        delay = t_k - time.time_ns()
+        if delay > 0:
+            time.sleep(delay / 1e9)
+        elif -delay > timeline.period_ns // 2:  # behind by half a pitch: this trigger is gone
+            k = max(k + 1, timeline.tick_at(time.time_ns()) + 1)
+            continue
+        if rng.random() < cfg.trigger_drop_rate:
+            k += 1
+            continue
+        frame = pool[k % len(pool)].copy() if pool else _render(cfg, camera_index, k)
+        yield SourceFrame(frame, time.time_ns(), trigger=k)
+        if rng.random() < cfg.trigger_repeat_rate:
+            yield SourceFrame(frame.copy(), time.time_ns(), trigger=k)
+        k += 1

@@ -1,0 +1,184 @@
+"""From frames to units: the aggregator's rules (pure, explicit clock), the carousel config's refusals, and the
+line end to end on a simulated carousel with dropped and repeated triggers, read by a simulated ejector."""
+
+import json
+import time
+
+import pytest
+import redis
+
+from pipeline.config import (
+    CameraConfig,
+    CarouselConfig,
+    LedgerConfig,
+    LineConfig,
+    MetricsConfig,
+    RedisConfig,
+    WorkerConfig,
+)
+from pipeline.units import Timeline, UnitAggregator
+
+CAROUSEL = CarouselConfig(units_per_minute=600, pockets=8, stations={"body": 1, "meniscus": 3}, ejector=6)
+T0 = 1_000_000_000_000
+TL = Timeline.of(CAROUSEL, T0)  # 100 ms a pitch, 50 ms margin
+
+
+def _v(camera, trigger, reason="pass", frame_id=0):
+    return {
+        "camera": camera,
+        "trigger": str(trigger),
+        "reason": reason,
+        "score": "0.1",
+        "epoch": "1",
+        "frame_id": str(frame_id),
+    }
+
+
+def _feed(agg, units, skip=(), repeat=(), reasons=None):
+    """Station verdicts for ``units`` in trigger order, as the cameras would produce them."""
+    reasons = reasons or {}
+    events = []
+    for cam, station in CAROUSEL.stations.items():
+        for u in units:
+            if (cam, u) in skip:
+                continue
+            events += [(u + station, cam)] * (2 if (cam, u) in repeat else 1)
+    for trigger, cam in sorted(events):
+        agg.add(_v(cam, trigger, reasons.get((cam, trigger - CAROUSEL.stations[cam]), "pass")))
+
+
+def test_a_unit_passes_only_when_every_station_passed_it_once():
+    agg = UnitAggregator(CAROUSEL, TL, 0)
+    _feed(
+        agg,
+        range(8),
+        skip={("body", 2)},
+        repeat={("meniscus", 4)},
+        reasons={("meniscus", 5): "anomaly", ("body", 6): "lost"},
+    )
+    decisions = agg.due(TL.t0_ns) + [d for u in range(8) for d in agg.due(TL.deadline_ns(u))]
+    decided = {d.unit: d for d in decisions}
+    assert sorted(decided) == list(range(8))
+    assert decided[2].reason == "missing:body" and decided[2].eject
+    assert decided[4].reason == "doubtful_trigger:meniscus" and decided[4].stations["meniscus"]["frames"] == 2
+    assert decided[5].reason == "anomaly:meniscus" and decided[6].reason == "lost:body"
+    assert all(not decided[u].eject and decided[u].reason == "pass" for u in (0, 1, 3, 7))
+    assert decided[3].pocket == 3 and json.loads(decided[3].fields()["stations"])["body"]["reason"] == "pass"
+
+
+def test_units_are_decided_early_when_complete_and_at_the_deadline_otherwise():
+    agg = UnitAggregator(CAROUSEL, TL, 0)
+    _feed(agg, range(3))
+    early = agg.due(TL.t0_ns)  # long before any deadline
+    assert [d.unit for d in early] == [0, 1], "unit 2 waits: no later trigger yet confirms it was not repeated"
+    assert all(d.t_decision_ns < d.t_deadline_ns for d in early)
+    give_up = TL.deadline_ns(2) - TL.margin_ns  # an unconfirmed unit is decided one margin before its deadline
+    assert agg.due(give_up - 1) == []
+    (late,) = agg.due(give_up)
+    assert late.unit == 2 and late.reason == "pass" and late.t_decision_ns < late.t_deadline_ns
+    (nobody,) = agg.due(TL.deadline_ns(3) - TL.margin_ns)
+    assert nobody.reason == "missing:body", "a unit no station saw is ejected, never silent"
+    agg2 = UnitAggregator(CAROUSEL, TL, 0)
+    _feed(agg2, range(1))
+    (d,) = agg2.due(TL.deadline_ns(0) + 5_000_000)
+    assert d.reason == "late_decision" and d.eject, "a pass decided after the deadline is an eject"
+    agg2.add(_v("body", 1))  # a verdict for a unit already decided: counted, changes nothing
+    assert agg2.after_decision == 1
+
+
+@pytest.mark.parametrize(
+    "change,message",
+    [
+        ({"stations": {"body": 1, "meniscus": 7}}, "station meniscus at pitch 7 is not between"),
+        ({"stations": {"body": 1}}, "not placed: ['meniscus']"),
+        ({"units_per_minute": 3000}, "no unit could be judged in time"),
+    ],
+)
+def test_carousel_configs_that_cannot_work_are_refused_with_one_line(change, message):
+    raw = {**CAROUSEL.model_dump(), **change}
+    with pytest.raises(ValueError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        LineConfig(
+            cameras=[CameraConfig(name="body"), CameraConfig(name="meniscus")],
+            worker=WorkerConfig(deadline_ms=100),
+            carousel=raw,
+        )
+
+
+def test_carousel_line_end_to_end_with_dropped_and_repeated_triggers(tmp_path, tiny_checkpoint, engine_cache):
+    from pipeline.ejector import EjectorSim
+    from pipeline.redis_local import LocalRedis
+    from pipeline.supervisor import Supervisor
+
+    server = LocalRedis().start()
+    carousel = CarouselConfig(
+        units_per_minute=240,
+        pockets=24,
+        stations={"body": 1, "meniscus": 3},
+        ejector=7,
+        start_lead_s=1.0,
+        stream="units:e2e",
+    )
+    synth = {"size": 96, "pool": 8}
+    cfg = LineConfig(
+        cameras=[
+            CameraConfig(name="body", synthetic={**synth, "seed": 1, "trigger_drop_rate": 0.06}),
+            CameraConfig(name="meniscus", synthetic={**synth, "seed": 2, "trigger_repeat_rate": 0.06}),
+        ],
+        worker=WorkerConfig(
+            endpoints=[f"ipc://{tmp_path}/w.sock"],
+            checkpoint=str(tiny_checkpoint),
+            engine="onnxruntime",
+            threads=1,
+            deadline_ms=500,
+            archive={"enabled": False},
+        ),
+        redis=RedisConfig(url=server.url, stream="units:v"),
+        ledger=LedgerConfig(grace_s=0.2),
+        carousel=carousel,
+        metrics=MetricsConfig(enabled=False),
+        cache_dir=str(engine_cache),
+    )
+    sup = Supervisor(cfg)
+    try:
+        sup.start()
+        tl = Timeline.of(carousel, sup.cfg.carousel.t0_ns)
+        client = redis.Redis.from_url(server.url)
+        ejector = EjectorSim(client, carousel.stream, tl).start()
+        time.sleep(max(0.0, (tl.t0_ns - time.time_ns()) / 1e9) + 14.0)  # ~56 units loaded
+        ejector.stop.set()  # the line stops, and the carousel with it
+        ejector.thread.join(10)
+        sup.stop()
+        last = max(int(f[b"unit"]) for _, f in client.xrange(carousel.stream))
+        ejector.finish(last)
+        s = ejector.summary()
+        print(json.dumps(s, indent=1))
+        # ground truth from the ledger: which triggers each camera really sent, and how often
+        sent: dict[tuple[str, int], int] = {}
+        for _, f in client.xrange("units:v:sent"):
+            key = (f[b"camera"].decode(), int(f[b"trigger"]))
+            sent[key] = sent.get(key, 0) + 1
+        units = {
+            int(f[b"unit"]): {k.decode(): v.decode() for k, v in f.items()} for _, f in client.xrange(carousel.stream)
+        }
+        assert sorted(units) == list(range(last + 1)), "one decision per unit, every unit"
+        first_seen = min(t - carousel.stations[c] for c, t in sent)  # units before the cameras came up: ejected
+        dropped = doubled = 0
+        for u, d in units.items():
+            stations = json.loads(d["stations"])
+            for cam, pos in carousel.stations.items():
+                n = sent.get((cam, u + pos), 0)
+                want = "missing" if n == 0 else "doubtful_trigger" if n > 1 else None
+                if want:
+                    assert stations[cam]["reason"] == want and d["decision"] == "eject", (u, cam, stations)
+                    dropped += want == "missing" and u >= first_seen
+                    doubled += want == "doubtful_trigger"
+                else:
+                    assert stations[cam]["reason"] not in ("missing", "doubtful_trigger"), (u, cam, stations)
+            if d["decision"] == "pass":
+                assert all(st["reason"] == "pass" for st in stations.values())
+        assert dropped >= 1 and doubled >= 1, "the run exercised both faults"
+        assert s["undecided"] == 0 and s["passed_without_every_station"] == 0
+        assert s["units"] == last + 1 and s["pass"] > 0
+    finally:
+        sup.stop()
+        server.stop()
