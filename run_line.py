@@ -180,7 +180,31 @@ def cmd_run(a: argparse.Namespace) -> int:
     from pipeline.supervisor import Supervisor
 
     setup_logging("supervisor")
-    return Supervisor(load_line_config(Path(a.config))).run_forever()
+    cfg = load_line_config(Path(a.config))
+    if a.require_challenge:
+        from pipeline.challenge import require_challenge
+
+        rec = require_challenge(cfg)
+        print(f"challenge of {rec['time']} passed ({rec['defects_ejected']}/{rec['defects']} defects ejected)")
+    return Supervisor(cfg).run_forever()
+
+
+@command("challenge")
+def cmd_challenge(a: argparse.Namespace) -> int:
+    from pipeline.challenge import run_challenge
+    from pipeline.config import load_line_config
+
+    rec = run_challenge(load_line_config(Path(a.config)), Path(a.set), a.camera, a.max_frr)
+    print(
+        f"challenge {'PASSED' if rec['passed'] else 'FAILED'}: model {rec['model']} at threshold "
+        f"{rec['threshold']:.4f}, {rec['defects_ejected']}/{rec['defects']} defects ejected, false-reject rate "
+        f"{rec['false_reject_rate']:.3f} (limit {rec['max_false_reject_rate']:.3f}); record in "
+        f"{Path(load_line_config(Path(a.config)).challenge.records_dir) / 'latest.json'}"
+    )
+    for u in rec["units"]:
+        if u["outcome"] not in ("passed", "ejected"):
+            print(f"  {u['outcome']}: {u['path']} ({u['label']}, {u['reason']})")
+    return 0 if rec["passed"] else 1
 
 
 @command("chaos")
@@ -220,6 +244,21 @@ def cmd_chaos(a: argparse.Namespace) -> int:
     if a.json:
         Path(a.json).write_text(text)
     return 0 if report["promise_kept"] else 1
+
+
+@command("unit-bench")
+def cmd_unit_bench(a: argparse.Namespace) -> int:
+    from pipeline.processes import setup_logging
+    from pipeline.unit_bench import run_unit_bench, write_unit_bench
+
+    setup_logging("unit-bench")
+    rates = [float(x) for x in a.rates.split(",")]
+    result = run_unit_bench(a.checkpoint, rates, a.seconds, a.redis_url, a.engine)
+    best = result["max_units_per_minute"]
+    print(f"highest rate with no unit undecided and none ejected for lateness: {best} units/min")
+    if a.json:
+        write_unit_bench(result, Path(a.json))
+    return 0
 
 
 @command("keys")
@@ -269,12 +308,27 @@ def build_parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("run", help="the live line as configured")
     r.add_argument("--config", default="config/line.yaml")
+    r.add_argument("--require-challenge", action="store_true", help="refuse to start without a passed challenge")
+
+    ch = sub.add_parser("challenge", help="known good and defective units through the configured line")
+    ch.add_argument("--set", required=True, help="dataset folder (docs/design.md 3.2): test/good and test/<defect>")
+    ch.add_argument("--config", default="config/line.yaml")
+    ch.add_argument("--camera", help="whose settings judge the set (default: the first camera)")
+    ch.add_argument("--max-frr", type=float, help="override challenge.max_frr")
 
     c = sub.add_parser("chaos", help="the line under kills, a hang and a Redis restart, then an audit (3.8)")
     c.add_argument("--seconds", type=float, default=26.0)
     c.add_argument("--fps", type=float, default=1.0, help="per camera (2 cameras)")
     c.add_argument("--checkpoint", default=str(_bundled()))
     c.add_argument("--json")
+
+    ub = sub.add_parser("unit-bench", help="units per minute on a simulated carousel (docs/design.md 3.9)")
+    ub.add_argument("--rates", default="120,240,360,480", help="units per minute, comma separated")
+    ub.add_argument("--seconds", type=float, default=20.0, help="carousel time per rate")
+    ub.add_argument("--checkpoint", default=str(_bundled()))
+    ub.add_argument("--engine", default="auto", choices=["auto", "tensorrt", "onnxruntime", "torch"])
+    ub.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
+    ub.add_argument("--json")
 
     k = sub.add_parser("keys", help="make a ZeroMQ CURVE key pair for worker.curve (docs/design.md 3.3)")
     k.add_argument("--out", required=True, help="folder for NAME.key and NAME.key_secret")

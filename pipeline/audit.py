@@ -5,6 +5,7 @@ Reads the ledger and verdict streams whole; meant for tests, the chaos run and a
 
 from __future__ import annotations
 
+import json
 import math
 from collections import Counter
 
@@ -85,3 +86,37 @@ def promise_kept(report: dict) -> bool:
         )
         and report["sent"] == report["verdicts"]
     )
+
+
+def audit_units(client: redis.Redis, stream: str, carousel) -> dict:
+    """Units against the ledger's ground truth (which triggers each camera really sent, and how often): every
+    unit a missed or doubled trigger touched must be ejected with that reason at that station, no other unit
+    may carry a slot reason, and no unit may pass unless every station passed it."""
+    sent: Counter[tuple[str, int]] = Counter()
+    for e in _entries(client, LineKeys(stream).ledger):
+        if "trigger" in e:
+            sent[(e["camera"], int(e["trigger"]))] += 1
+    units = {int(d["unit"]): d for d in _entries(client, carousel.stream)}
+    faults = faults_ejected = wrong_slot_reason = passed_unjudged = 0
+    for u, d in units.items():
+        stations = json.loads(d["stations"])
+        for cam, pos in carousel.stations.items():
+            n = sent[(cam, u + pos)]
+            want = "missing" if n == 0 else "doubtful_trigger" if n > 1 else None
+            got = stations[cam]["reason"]
+            if want:
+                faults += 1
+                faults_ejected += got == want and d["decision"] == "eject"
+            elif got in ("missing", "doubtful_trigger"):
+                wrong_slot_reason += 1
+        if d["decision"] == "pass" and any(s["reason"] != "pass" for s in stations.values()):
+            passed_unjudged += 1
+    last = max(units, default=-1)
+    return {
+        "units": len(units),
+        "units_without_decision": sorted(set(range(last + 1)) - set(units)),
+        "slot_faults": faults,
+        "slot_faults_ejected_with_reason": faults_ejected,
+        "unaffected_ejected_for_slot_errors": wrong_slot_reason,
+        "passed_without_every_station": passed_unjudged,
+    }

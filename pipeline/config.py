@@ -205,12 +205,21 @@ class CarouselConfig(_Strict):
         return 60_000.0 / self.units_per_minute
 
 
+class ChallengeConfig(_Strict):
+    """The start-of-shift challenge (``run_line.py challenge``; ``run --require-challenge`` checks its record)."""
+
+    records_dir: str = "runs/challenge"
+    max_frr: float = Field(0.0, ge=0, le=1, description="good units the challenge may reject")
+    max_age_h: float = Field(12.0, gt=0, description="a record older than this does not open production")
+
+
 class LineConfig(_Strict):
     cameras: list[CameraConfig] = Field(min_length=1)
     worker: WorkerConfig = Field(default_factory=WorkerConfig)
     redis: RedisConfig = Field(default_factory=RedisConfig)
     ledger: LedgerConfig = Field(default_factory=LedgerConfig)
     carousel: CarouselConfig | None = None
+    challenge: ChallengeConfig = Field(default_factory=ChallengeConfig)
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
     cache_dir: str | None = Field(None, description="compiled engines; default ~/.cache/grdnet-line")
     timing_dir: str | None = Field(None, description="per-frame stage times as JSONL per process (benchmarks)")

@@ -1,6 +1,7 @@
 """Authenticated transport with real sockets and real servers: ZeroMQ CURVE admits only the configured camera key,
 Redis with an ACL user, a password and TLS, and secrets that never reach a log."""
 
+import json
 import logging
 import time
 from pathlib import Path
@@ -266,3 +267,15 @@ def test_a_graph_that_differs_from_its_sidecar_is_refused_with_one_line(tiny_onn
     result = run_cli("build-engine", "--onnx", str(tampered), "--out", str(tmp_path / "m.plan"))
     assert_one_line_error(result, "sha256 differs from its sidecar")
     assert not (tmp_path / "m.plan").exists()
+
+
+@pytest.mark.parametrize("rel", ["../outside.png", "/etc/passwd", "frames/../../x.png"])
+def test_a_recording_cannot_point_replay_outside_itself(tmp_path, rel):
+    from pipeline.config import ReplaySource
+    from pipeline.recorder import replay_frames
+
+    rec = tmp_path / "rec"
+    rec.mkdir()
+    (rec / "stream.jsonl").write_text(json.dumps({"camera": "cam0", "frame_id": 0, "slot": 0, "file": rel}) + "\n")
+    with pytest.raises(ValueError, match="lies outside the recording"):
+        next(replay_frames(ReplaySource(path=str(rec), rate="max")))

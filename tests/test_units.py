@@ -105,6 +105,7 @@ def test_carousel_configs_that_cannot_work_are_refused_with_one_line(change, mes
 
 
 def test_carousel_line_end_to_end_with_dropped_and_repeated_triggers(tmp_path, tiny_checkpoint, engine_cache):
+    from pipeline.audit import audit_units
     from pipeline.ejector import EjectorSim
     from pipeline.redis_local import LocalRedis
     from pipeline.supervisor import Supervisor
@@ -152,31 +153,12 @@ def test_carousel_line_end_to_end_with_dropped_and_repeated_triggers(tmp_path, t
         ejector.finish(last)
         s = ejector.summary()
         print(json.dumps(s, indent=1))
-        # ground truth from the ledger: which triggers each camera really sent, and how often
-        sent: dict[tuple[str, int], int] = {}
-        for _, f in client.xrange("units:v:sent"):
-            key = (f[b"camera"].decode(), int(f[b"trigger"]))
-            sent[key] = sent.get(key, 0) + 1
-        units = {
-            int(f[b"unit"]): {k.decode(): v.decode() for k, v in f.items()} for _, f in client.xrange(carousel.stream)
-        }
-        assert sorted(units) == list(range(last + 1)), "one decision per unit, every unit"
-        first_seen = min(t - carousel.stations[c] for c, t in sent)  # units before the cameras came up: ejected
-        dropped = doubled = 0
-        for u, d in units.items():
-            stations = json.loads(d["stations"])
-            for cam, pos in carousel.stations.items():
-                n = sent.get((cam, u + pos), 0)
-                want = "missing" if n == 0 else "doubtful_trigger" if n > 1 else None
-                if want:
-                    assert stations[cam]["reason"] == want and d["decision"] == "eject", (u, cam, stations)
-                    dropped += want == "missing" and u >= first_seen
-                    doubled += want == "doubtful_trigger"
-                else:
-                    assert stations[cam]["reason"] not in ("missing", "doubtful_trigger"), (u, cam, stations)
-            if d["decision"] == "pass":
-                assert all(st["reason"] == "pass" for st in stations.values())
-        assert dropped >= 1 and doubled >= 1, "the run exercised both faults"
+        a = audit_units(client, cfg.redis.stream, carousel)
+        print(json.dumps(a, indent=1))
+        assert a["units"] == last + 1 and a["units_without_decision"] == [], "one decision per unit, every unit"
+        assert a["slot_faults"] >= 2, "the run exercised missed and doubled triggers"
+        assert a["slot_faults_ejected_with_reason"] == a["slot_faults"], "every affected unit ejected, with its reason"
+        assert a["unaffected_ejected_for_slot_errors"] == 0 and a["passed_without_every_station"] == 0
         assert s["undecided"] == 0 and s["passed_without_every_station"] == 0
         assert s["units"] == last + 1 and s["pass"] > 0
     finally:
