@@ -170,7 +170,7 @@ def cmd_bench(a: argparse.Namespace) -> int:
 def cmd_demo(a: argparse.Namespace) -> int:
     from pipeline.demo import run_demo
 
-    return run_demo(a.frames, a.fps, a.cameras, a.redis_url, a.engine, a.summary_json)
+    return run_demo(a.frames, a.fps, a.cameras, a.redis_url, a.engine, a.summary_json, carousel=not a.no_carousel)
 
 
 @command("run")
@@ -304,6 +304,9 @@ def build_parser() -> argparse.ArgumentParser:
     # keeps the demo real-time with room for the camera processes' rendering
     d.add_argument("--fps", type=float, default=1.5, help="per camera")
     d.add_argument("--cameras", type=int, default=2)
+    d.add_argument(
+        "--no-carousel", action="store_true", help="frames only: no carousel, no unit decisions (docs/design.md 3.9)"
+    )
     _line_flags(d)
 
     r = sub.add_parser("run", help="the live line as configured")

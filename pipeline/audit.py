@@ -88,6 +88,19 @@ def promise_kept(report: dict) -> bool:
     )
 
 
+def units_summary(client: redis.Redis, units_stream: str, run: int) -> dict:
+    """What the ejector was told for one run: units, pass, eject by reason, decisions after their deadline."""
+    units = [d for d in _entries(client, units_stream) if d.get("run") == str(run)]
+    ejects = Counter(d["reason"] for d in units if d["decision"] == "eject")
+    return {
+        "units": len(units),
+        "pass": sum(d["decision"] == "pass" for d in units),
+        "eject": sum(ejects.values()),
+        "eject_reasons": dict(sorted(ejects.items())),
+        "decided_after_deadline": sum(int(d["t_decision_ns"]) > int(d["t_deadline_ns"]) for d in units),
+    }
+
+
 def audit_units(client: redis.Redis, stream: str, carousel) -> dict:
     """Units against the ledger's ground truth (which triggers each camera really sent, and how often): every
     unit a missed or doubled trigger touched must be ejected with that reason at that station, no other unit

@@ -16,13 +16,22 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from pipeline.config import CameraConfig, LineConfig, MetricsConfig, RedisConfig, SyntheticSource, WorkerConfig
+from pipeline.config import (
+    CameraConfig,
+    CarouselConfig,
+    LineConfig,
+    MetricsConfig,
+    RedisConfig,
+    SyntheticSource,
+    WorkerConfig,
+)
 from pipeline.redis_local import ensure_redis
 from pipeline.stream_stats import StreamStats, last_id
 from pipeline.supervisor import Supervisor
 from pipeline.timing import read_timing, summarise
 
 log = logging.getLogger("grdnet.demo")
+DEMO_DEADLINE_MS = 1000.0
 
 
 def split_frames(total: int, cameras: int) -> list[int]:
@@ -35,7 +44,12 @@ def local_endpoint(kind: str) -> str:
     return f"ipc://{Path(tempfile.gettempdir()) / f'grdnet-{kind}-{os.getpid()}.sock'}"
 
 
-def demo_config(frames: int, fps: float, cameras: int, redis_url: str, engine: str, stream: str) -> LineConfig:
+def demo_config(
+    frames: int, fps: float, cameras: int, redis_url: str, engine: str, stream: str, carousel: bool = True
+) -> LineConfig:
+    """The demo's line. With ``carousel`` the cameras are stations 1..K of a carousel turning at ``fps`` units/s
+    (each camera still takes ``fps`` frames/s), the ejector at least 4 pitches after the last, and units are
+    decided."""
     shares = split_frames(frames, cameras)
     timing = tempfile.mkdtemp(prefix="grdnet-demo-timing-")
     return LineConfig(
@@ -59,9 +73,17 @@ def demo_config(frames: int, fps: float, cameras: int, redis_url: str, engine: s
             max_wait_ms=2,
             # a 256 px frame takes ~0.2 s of both cores in ONNX Runtime: a frame that lands while a batch of two
             # runs waits for it, so the demo's deadline allows two batches (a line sets it from its ejector)
-            deadline_ms=1000,
+            deadline_ms=DEMO_DEADLINE_MS,
         ),
         redis=RedisConfig(url=redis_url, stream=stream),
+        carousel=CarouselConfig(
+            units_per_minute=60 * fps,
+            stations={f"cam{i}": i + 1 for i, n in enumerate(shares) if n},
+            # at least 4 pitches after the last station, and room for the deadline at any --fps
+            ejector=cameras + max(4, math.ceil((DEMO_DEADLINE_MS + 50) * fps / 1000) + 1),
+        )
+        if carousel
+        else None,
         metrics=MetricsConfig(enabled=False),
         timing_dir=timing,
     )
@@ -91,6 +113,13 @@ def summary_table(s: dict) -> Table:
     for k, v in s["latency_ms"].items():
         t.add_row(f"acquisition to verdict {k} (ms)", f"{v:.1f}")
     t.add_row("duplicate verdicts", str(s["duplicates"]))
+    units = s.get("units")
+    if units:
+        t.add_row("units (carousel) decided", str(units["units"]))
+        t.add_row("  pass", str(units["pass"]))
+        for k, v in units["eject_reasons"].items():
+            t.add_row(f"  eject {k}", str(v))
+        t.add_row("  decided after their deadline", str(units["decided_after_deadline"]))
     timing = s.get("timing")
     if timing and timing["frames"]:
         for stage, v in timing["stages_ms"].items():
@@ -137,10 +166,17 @@ def run_line_until(
     finally:
         sup.stop()
         stats.read(client, cfg.redis.stream, after, block_ms=100)
+        units = None
+        if sup.cfg.carousel is not None and sup.cfg.carousel.t0_ns:
+            from pipeline.audit import units_summary
+
+            units = units_summary(client, sup.cfg.carousel.stream, sup.cfg.carousel.t0_ns)
         if local:
             local.stop()
     s = stats.summary()
     s.update(expected=total, wall_s=round(time.monotonic() - t0, 2), redis_url=url, stream=cfg.redis.stream)
+    if units is not None:
+        s["units"] = units
     if cfg.timing_dir:
         s["timing"] = summarise(read_timing(Path(cfg.timing_dir)))
     return s
@@ -154,11 +190,12 @@ def run_demo(
     engine: str,
     summary_json: str | None,
     stream: str = "grdnet:verdicts",
+    carousel: bool = True,
 ) -> int:
     console = Console(stderr=True)
     if frames < 1 or cameras < 1 or fps <= 0:
         raise ValueError("--frames and --cameras must be >= 1 and --fps > 0")
-    cfg = demo_config(frames, fps, cameras, redis_url, engine, stream)
+    cfg = demo_config(frames, fps, cameras, redis_url, engine, stream, carousel)
     timeout = frames / (fps * cameras) + 180
     return report_run(run_line_until(cfg, frames, timeout, console=console), frames, summary_json)
 

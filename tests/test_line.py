@@ -136,6 +136,8 @@ def test_the_default_command_runs_the_demo_on_the_bundled_model(tmp_path, redis_
     s = json.loads(out.read_text())
     assert s["verdicts"] == 6 and s["by_camera"] == {"cam0": 3, "cam1": 3} and s["duplicates"] == 0
     assert "summary" in r.stdout
+    u = s["units"]  # the demo's cameras are carousel stations: it decides units too
+    assert u["units"] >= 1 and u["pass"] + u["eject"] == u["units"] and "units (carousel) decided" in r.stdout
 
 
 def test_record_then_replay_cli(tmp_path, redis_server, monkeypatch):
