@@ -261,6 +261,27 @@ def cmd_unit_bench(a: argparse.Namespace) -> int:
     return 0
 
 
+@command("unit")
+def cmd_unit(a: argparse.Namespace) -> int:
+    import json
+
+    import redis
+
+    from pipeline.audit import trace_unit
+    from pipeline.config import load_line_config
+    from pipeline.redis_conn import connect
+
+    cfg = load_line_config(Path(a.config))
+    if cfg.carousel is None:
+        raise ValueError(f"{a.config}: no carousel section: the line decides frames, not units")
+    try:
+        t = trace_unit(connect(cfg.redis), cfg.redis.stream, cfg.carousel.stream, a.id, a.run)
+    except redis.ConnectionError as exc:
+        raise ValueError(f"Redis unavailable: {exc}") from None
+    print(json.dumps(t, indent=1))
+    return 0
+
+
 @command("keys")
 def cmd_keys(a: argparse.Namespace) -> int:
     from pipeline.curve import make_keys
@@ -332,6 +353,11 @@ def build_parser() -> argparse.ArgumentParser:
     ub.add_argument("--engine", default="auto", choices=["auto", "tensorrt", "onnxruntime", "torch"])
     ub.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
     ub.add_argument("--json")
+
+    un = sub.add_parser("unit", help="one unit's decision and the frame verdicts behind it (docs/design.md 3.9)")
+    un.add_argument("id", type=int)
+    un.add_argument("--run", type=int, help="the run (tick 0, ns); default: the newest that decided the unit")
+    un.add_argument("--config", default="config/line.yaml")
 
     k = sub.add_parser("keys", help="make a ZeroMQ CURVE key pair for worker.curve (docs/design.md 3.3)")
     k.add_argument("--out", required=True, help="folder for NAME.key and NAME.key_secret")

@@ -133,3 +133,34 @@ def audit_units(client: redis.Redis, stream: str, carousel) -> dict:
         "unaffected_ejected_for_slot_errors": wrong_slot_reason,
         "passed_without_every_station": passed_unjudged,
     }
+
+
+def trace_unit(client: redis.Redis, verdict_stream: str, units_stream: str, unit: int, run: int | None = None) -> dict:
+    """Everything the line holds on one unit (docs/design.md 3.9): its decision, and for every station the frame
+    verdict behind it (camera, epoch, frame id, score, threshold, model, reject overlay). ``run`` defaults to
+    the newest run that decided the unit."""
+    decisions = [
+        d for d in _entries(client, units_stream) if d["unit"] == str(unit) and (run is None or d["run"] == str(run))
+    ]
+    if not decisions:
+        raise ValueError(f"{units_stream}: no decision for unit {unit}" + (f" in run {run}" if run else ""))
+    d = decisions[-1]
+    stations = json.loads(d["stations"])
+    # the station frames were written around the unit's ejector time: search a window of the stream, not all of it
+    t_end_ms = int(d["t_deadline_ns"]) // 1_000_000 + 60_000
+    t_start_ms = max(0, int(d["run"]) // 1_000_000 - 1)
+    window = client.xrange(verdict_stream, min=f"{t_start_ms}-0", max=f"{t_end_ms}-0")
+    frames = {}
+    for cam, st in stations.items():
+        if "frame_id" not in st:
+            frames[cam] = None
+            continue
+        want = (cam, st["epoch"], st["frame_id"])
+        for entry_id, raw in window:
+            f = {k.decode(): v.decode() for k, v in raw.items()}
+            if (f["camera"], f.get("epoch", "0"), f["frame_id"]) == want:
+                frames[cam] = {"entry": entry_id.decode(), **f}
+                break
+        else:
+            frames[cam] = None
+    return {"decision": d, "stations": stations, "frames": frames}

@@ -23,6 +23,10 @@ T0 = 1_000_000_000_000
 TL = Timeline.of(CAROUSEL, T0)  # 100 ms a pitch, 50 ms margin
 
 
+def units_by_id(client, stream):
+    return {int(f[b"unit"]): {k.decode(): v.decode() for k, v in f.items()} for _, f in client.xrange(stream)}
+
+
 def _v(camera, trigger, reason="pass", frame_id=0):
     return {
         "camera": camera,
@@ -105,7 +109,7 @@ def test_carousel_configs_that_cannot_work_are_refused_with_one_line(change, mes
 
 
 def test_carousel_line_end_to_end_with_dropped_and_repeated_triggers(tmp_path, tiny_checkpoint, engine_cache):
-    from pipeline.audit import audit_units
+    from pipeline.audit import audit_units, trace_unit
     from pipeline.ejector import EjectorSim
     from pipeline.redis_local import LocalRedis
     from pipeline.supervisor import Supervisor
@@ -160,6 +164,16 @@ def test_carousel_line_end_to_end_with_dropped_and_repeated_triggers(tmp_path, t
         assert a["slot_faults_ejected_with_reason"] == a["slot_faults"], "every affected unit ejected, with its reason"
         assert a["unaffected_ejected_for_slot_errors"] == 0 and a["passed_without_every_station"] == 0
         assert s["undecided"] == 0 and s["passed_without_every_station"] == 0
+        # traceability: a unit's decision and the frame verdicts behind it, by unit id
+        passed = next(u for u, d in sorted(units_by_id(client, carousel.stream).items()) if d["decision"] == "pass")
+        t = trace_unit(client, cfg.redis.stream, carousel.stream, passed)
+        assert all(f is not None and f["reason"] == "pass" for f in t["frames"].values())
+        assert {c: f["frame_id"] for c, f in t["frames"].items()} == {
+            c: st["frame_id"] for c, st in t["stations"].items()
+        }
+        assert {c: int(f["trigger"]) for c, f in t["frames"].items()} == {
+            c: passed + p for c, p in carousel.stations.items()
+        }
         assert s["units"] == last + 1 and s["pass"] > 0
     finally:
         sup.stop()
