@@ -83,8 +83,9 @@ def camera_source(cam: CameraConfig, index: int, on_reconnect=None, carousel=Non
         return triggered_frames(cam.synthetic, Timeline.of(carousel, carousel.t0_ns), index)
     if carousel is not None:
         log.warning(
-            "source %s reports no trigger identity: its frames are placed on units by acquisition time, so a "
-            "late or missed frame is detected as a missing station, not as a slot shift",
+            "source %s reports no encoder tick: GenICam frames are placed by the camera's frame counter (a lost "
+            "buffer is a missing station, a repeated counter a doubled trigger), frames without one by "
+            "acquisition time",
             cam.source,
         )
     if cam.source == "synthetic":
@@ -155,10 +156,17 @@ def camera_main(cfg_json: str, index: int, record_dir: str | None = None, clock=
     timing = open(Path(cfg.timing_dir) / f"camera-{cam.name}.jsonl", "a") if cfg.timing_dir else None  # noqa: SIM115
     sent = 0
     source = camera_source(cam, index, lambda: metrics.reconnects.labels(cam.name).inc(), cfg.carousel)
+    device_ticks = None
+    if cfg.carousel is not None:
+        from pipeline.units import DeviceSequence, Timeline
+
+        device_ticks = DeviceSequence(Timeline.of(cfg.carousel, cfg.carousel.t0_ns))
     try:
         for sf in source:
             if stop.set:
                 break
+            if cfg.carousel is not None and sf.trigger is None and sf.device_seq is not None:
+                sf.trigger = device_ticks.tick(sf.device_seq, sf.t_acq_ns)
             header, seq = stamp_header(sf, cam, seq, epoch, cfg.carousel), seq + 1
             if ledger:
                 ledger.record(header)  # before the send: a frame this process dies with is still known

@@ -45,6 +45,25 @@ class Timeline:
         return self.at_ejector_ns(unit) - self.margin_ns
 
 
+class DeviceSequence:
+    """A camera's own frame counter turned into encoder ticks (GenICam: the buffer's frame id). The first frame
+    after an open is placed by its acquisition time; every later one at that tick plus the counter's advance, so
+    a buffer the host lost leaves a hole (that unit misses the station) and a counter that repeats gives a doubled
+    trigger (that unit's station is doubtful), instead of shifting every later unit. A counter that runs back
+    (the camera was reopened) is placed by time again."""
+
+    def __init__(self, timeline: Timeline) -> None:
+        self.timeline = timeline
+        self.base: int | None = None
+        self.last: int | None = None
+
+    def tick(self, seq: int, t_acq_ns: int) -> int:
+        if self.base is None or self.last is None or seq < self.last:
+            self.base = self.timeline.tick_at(t_acq_ns) - seq
+        self.last = seq
+        return self.base + seq
+
+
 @dataclass
 class StationVerdict:
     reason: str

@@ -178,3 +178,23 @@ def test_carousel_line_end_to_end_with_dropped_and_repeated_triggers(tmp_path, t
     finally:
         sup.stop()
         server.stop()
+
+
+def test_a_camera_frame_counter_becomes_ticks_with_holes_and_repeats():
+    from pipeline.units import DeviceSequence
+
+    seq = DeviceSequence(TL)
+    t = TL.t0_ns + 5 * TL.period_ns + 3_000_000  # the first frame, 3 ms after tick 5
+    assert seq.tick(1, t) == 5
+    assert [seq.tick(s, t) for s in (2, 3, 5, 5, 6)] == [6, 7, 9, 9, 10], "a lost buffer is a hole, a repeat doubles"
+    assert seq.tick(1, TL.t0_ns + 40 * TL.period_ns) == 40, "a counter that runs back (reopen) is placed by time"
+
+
+def test_genicam_frames_carry_the_device_frame_counter():
+    from pipeline.config import GenICamSource
+    from pipeline.sources.genicam import GenICamCamera
+
+    it = GenICamCamera(GenICamSource(serial_number="0"), fps=50).frames()
+    seqs = [next(it).device_seq for _ in range(4)]
+    it.close()
+    assert all(s is not None for s in seqs) and seqs == sorted(seqs) and len(set(seqs)) == 4, seqs

@@ -16,6 +16,7 @@ class SourceFrame:
     frame_id: int | None = None
     slot: int | None = None
     trigger: int | None = None  # the encoder tick the source reports (carousel lines)
+    device_seq: int | None = None  # the camera's own frame counter (GenICam), where it has one
 
 
 # OpenCV names Bayer patterns by the second row: a GenICam RGGB sensor (BayerRG) is OpenCV's BayerBG.

@@ -146,7 +146,8 @@ class GenICamCamera:
                 t_acq = time.time_ns()  # the simulated producer has no timestamp: stamp on the host at fetch
                 comp = buf.payload.components[0]
                 pixels = to_model_pixels(comp.data, comp.data_format, comp.height, comp.width)
-            return SourceFrame(pixels, t_acq)
+                seq = _device_frame_id(buf)
+            return SourceFrame(pixels, t_acq, device_seq=seq)
         except TimeoutException:
             return None  # no frame in time (e.g. no trigger): not a disconnect
 
@@ -184,3 +185,11 @@ class GenICamCamera:
         self.close()
         time.sleep(backoff)
         self.on_reconnect()
+
+
+def _device_frame_id(buf) -> int | None:
+    """The frame counter the producer reports for the buffer (GenTL BUFFER_INFO_FRAMEID), None where it has none."""
+    try:
+        return int(buf.module.frame_id)
+    except Exception:  # producers without the info raise their own exception types
+        return None
