@@ -186,7 +186,7 @@ def cmd_run(a: argparse.Namespace) -> int:
 
         rec = require_challenge(cfg)
         print(f"challenge of {rec['time']} passed ({rec['defects_ejected']}/{rec['defects']} defects ejected)")
-    return Supervisor(cfg).run_forever()
+    return Supervisor(cfg, role=a.role).run_forever()
 
 
 @command("challenge")
@@ -333,6 +333,9 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="the live line as configured")
     r.add_argument("--config", default="config/line.yaml")
     r.add_argument("--require-challenge", action="store_true", help="refuse to start without a passed challenge")
+    r.add_argument(
+        "--role", default="all", choices=["all", "workers", "cameras"], help="this host's part of a split line"
+    )
 
     ch = sub.add_parser("challenge", help="known good and defective units through the configured line")
     ch.add_argument("--set", required=True, help="dataset folder (docs/design.md 3.2): test/good and test/<defect>")

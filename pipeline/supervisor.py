@@ -35,7 +35,13 @@ class Managed:
 
 
 class Supervisor:
-    def __init__(self, cfg: LineConfig, record_dir: str | None = None, ready_timeout_s: float = 300.0) -> None:
+    def __init__(
+        self, cfg: LineConfig, record_dir: str | None = None, ready_timeout_s: float = 300.0, role: str = "all"
+    ) -> None:
+        """``role``: ``all`` (one host), ``workers`` (workers and the reconciler: the GPU host) or ``cameras``
+        (cameras and, on a carousel, the aggregator: the camera host) of a line split over hosts."""
+        if role not in ("all", "workers", "cameras"):
+            raise ValueError(f"role {role!r}: expected all, workers or cameras")
         self.cfg = cfg
         self.ctx = mp.get_context("spawn")
         cfg_json = cfg.model_dump_json()
@@ -71,6 +77,10 @@ class Supervisor:
         ]
         self.ready_timeout_s = ready_timeout_s
         self.stopping = False
+        if role == "workers":
+            self.cameras, self.aggregator = [], []
+        elif role == "cameras":
+            self.workers, self.reconciler, self.ready = [], [], []
 
     def _start(self, m: Managed) -> None:
         if m.heartbeat is not None:
@@ -102,7 +112,7 @@ class Supervisor:
         """Tick 0 of the encoder, ``start_lead_s`` after every camera and the aggregator is ready (process
         start takes seconds on a loaded machine: a clock started before them would eject the first units)."""
         c = self.cfg.carousel
-        if c is None:
+        if c is None or not self.cameras:
             return
         end = time.monotonic() + self.ready_timeout_s
         for m, ev in zip((*self.cameras, *self.aggregator), self.clock_ready, strict=True):
