@@ -50,6 +50,15 @@ class UnitWriter:
         self.refused += sum(1 for w in written[:-1] if w == 0)
 
 
+def follow(client: redis.Redis, stream: str, position: str, agg: UnitAggregator, block_ms: int | None) -> str:
+    """Feed the frame verdicts after ``position`` to ``agg`` (blocking up to ``block_ms``); the new position."""
+    for _, entries in client.xread({stream: position}, count=1000, block=block_ms) or []:
+        for entry_id, raw in entries:
+            agg.add({k.decode(): v.decode() for k, v in raw.items()})
+            position = entry_id.decode()
+    return position
+
+
 def aggregator_main(cfg_json: str, clock=None, ready=None) -> None:
     from pipeline.processes import StopFlag, setup_logging, wait_for_tick0
     from pipeline.redis_conn import connect
@@ -72,11 +81,7 @@ def aggregator_main(cfg_json: str, clock=None, ready=None) -> None:
                 agg = UnitAggregator(c, timeline, first)
                 position = f"{max(0, (c.t0_ns + first * timeline.period_ns) // 1_000_000)}-0"
                 log.info("deciding units from %d (run %d), %s stations", first, c.t0_ns, len(agg.stations))
-            resp = client.xread({cfg.redis.stream: position}, count=1000, block=20)
-            for _, entries in resp or []:
-                for entry_id, raw in entries:
-                    agg.add({k.decode(): v.decode() for k, v in raw.items()})
-                    position = entry_id.decode()
+            position = follow(client, cfg.redis.stream, position, agg, block_ms=20)
             decisions = agg.due(time.time_ns())
             writer.write(decisions)
             for d in decisions:
@@ -89,11 +94,8 @@ def aggregator_main(cfg_json: str, clock=None, ready=None) -> None:
             time.sleep(0.5)
     if agg is not None:  # stopped after the workers and the reconciler: what is on the stream is all there is
         try:
-            while resp := client.xread({cfg.redis.stream: position}, count=1000):
-                for _, entries in resp:
-                    for entry_id, raw in entries:
-                        agg.add({k.decode(): v.decode() for k, v in raw.items()})
-                        position = entry_id.decode()
+            while (after := follow(client, cfg.redis.stream, position, agg, block_ms=None)) != position:
+                position = after
             writer.write(agg.drain(time.time_ns()))
         except (redis.ConnectionError, redis.TimeoutError) as exc:
             log.error("stop: Redis unavailable (%s): the last units stay undecided (the tracker ejects them)", exc)

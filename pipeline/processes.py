@@ -52,16 +52,13 @@ def stamp_header(sf, cam: CameraConfig, counter: int, epoch: int = 0, carousel=N
     """The wire header of a source frame: a replayed frame keeps its recorded camera, frame_id and slot; otherwise
     frame_id is the camera's counter (continued from the ledger after a restart) and slot = first + counter mod
     count. ``epoch`` is this camera process's start: a restart or a second replay is a new epoch. On a carousel
-    the frame carries its trigger (the encoder tick; from acquisition time for a source that reports none) and
-    its slot is the pocket of the unit it shows."""
-    from pipeline.units import Timeline
+    the frame carries its trigger (``sf.trigger``, set by the camera loop) and its slot is the pocket of the unit
+    it shows."""
     from pipeline.wire import FrameHeader
 
     trigger, slot = sf.trigger, sf.slot
-    if carousel is not None:
-        if trigger is None:
-            trigger = Timeline.of(carousel, carousel.t0_ns).tick_at(sf.t_acq_ns)
-        slot = (trigger - carousel.stations[cam.name]) % carousel.pockets if slot is None else slot
+    if carousel is not None and slot is None:
+        slot = (trigger - carousel.stations[cam.name]) % carousel.pockets
     return FrameHeader(
         camera=sf.camera or cam.name,
         frame_id=sf.frame_id if sf.frame_id is not None else counter,
@@ -156,17 +153,17 @@ def camera_main(cfg_json: str, index: int, record_dir: str | None = None, clock=
     timing = open(Path(cfg.timing_dir) / f"camera-{cam.name}.jsonl", "a") if cfg.timing_dir else None  # noqa: SIM115
     sent = 0
     source = camera_source(cam, index, lambda: metrics.reconnects.labels(cam.name).inc(), cfg.carousel)
-    device_ticks = None
+    ticks = None
     if cfg.carousel is not None:
         from pipeline.units import DeviceSequence, Timeline
 
-        device_ticks = DeviceSequence(Timeline.of(cfg.carousel, cfg.carousel.t0_ns))
+        ticks = DeviceSequence(Timeline.of(cfg.carousel, cfg.carousel.t0_ns))
     try:
         for sf in source:
             if stop.set:
                 break
-            if cfg.carousel is not None and sf.trigger is None and sf.device_seq is not None:
-                sf.trigger = device_ticks.tick(sf.device_seq, sf.t_acq_ns)
+            if ticks is not None:
+                sf.trigger = ticks.frame_tick(sf.trigger, sf.device_seq, sf.t_acq_ns)
             header, seq = stamp_header(sf, cam, seq, epoch, cfg.carousel), seq + 1
             if ledger:
                 ledger.record(header)  # before the send: a frame this process dies with is still known

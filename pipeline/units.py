@@ -54,14 +54,23 @@ class DeviceSequence:
 
     def __init__(self, timeline: Timeline) -> None:
         self.timeline = timeline
-        self.base: int | None = None
+        self.base = 0  # tick - counter, anchored at the first frame after an open
         self.last: int | None = None
 
     def tick(self, seq: int, t_acq_ns: int) -> int:
-        if self.base is None or self.last is None or seq < self.last:
+        if self.last is None or seq < self.last:
             self.base = self.timeline.tick_at(t_acq_ns) - seq
         self.last = seq
         return self.base + seq
+
+    def frame_tick(self, trigger: int | None, seq: int | None, t_acq_ns: int) -> int:
+        """The one rule for a frame's tick: the source's own trigger (synthetic, replay), else the camera's
+        counter (GenICam), else its acquisition time."""
+        if trigger is not None:
+            return trigger
+        if seq is not None:
+            return self.tick(seq, t_acq_ns)
+        return self.timeline.tick_at(t_acq_ns)
 
 
 @dataclass

@@ -188,6 +188,8 @@ def test_a_camera_frame_counter_becomes_ticks_with_holes_and_repeats():
     assert seq.tick(1, t) == 5
     assert [seq.tick(s, t) for s in (2, 3, 5, 5, 6)] == [6, 7, 9, 9, 10], "a lost buffer is a hole, a repeat doubles"
     assert seq.tick(1, TL.t0_ns + 40 * TL.period_ns) == 40, "a counter that runs back (reopen) is placed by time"
+    assert seq.frame_tick(77, 3, t) == 77, "a source's own trigger wins"
+    assert seq.frame_tick(None, None, TL.t0_ns + 12 * TL.period_ns) == 12, "no trigger, no counter: by time"
 
 
 def test_genicam_frames_carry_the_device_frame_counter():
