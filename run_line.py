@@ -170,7 +170,16 @@ def cmd_bench(a: argparse.Namespace) -> int:
 def cmd_demo(a: argparse.Namespace) -> int:
     from pipeline.demo import run_demo
 
-    return run_demo(a.frames, a.fps, a.cameras, a.redis_url, a.engine, a.summary_json, carousel=not a.no_carousel)
+    return run_demo(
+        a.frames,
+        a.fps,
+        a.cameras,
+        a.redis_url,
+        a.engine,
+        a.summary_json,
+        carousel=not a.no_carousel,
+        page=None if a.no_page else a.page_port,
+    )
 
 
 @command("run")
@@ -214,7 +223,15 @@ def cmd_chaos(a: argparse.Namespace) -> int:
 
     from engines.select import DEFAULT_CACHE, ensure_onnx
     from pipeline.chaos import run_chaos
-    from pipeline.config import CameraConfig, LedgerConfig, LineConfig, MetricsConfig, RedisConfig, WorkerConfig
+    from pipeline.config import (
+        CameraConfig,
+        LedgerConfig,
+        LineConfig,
+        MetricsConfig,
+        PageConfig,
+        RedisConfig,
+        WorkerConfig,
+    )
     from pipeline.demo import local_endpoint
     from pipeline.processes import setup_logging
     from pipeline.redis_local import LocalRedis
@@ -234,6 +251,7 @@ def cmd_chaos(a: argparse.Namespace) -> int:
         redis=RedisConfig(url=server.url, stream="grdnet:chaos"),
         ledger=LedgerConfig(grace_s=3.0),
         metrics=MetricsConfig(enabled=False),
+        page=PageConfig(enabled=False),
     )
     try:
         report = run_chaos(cfg, server, duration_s=a.seconds)
@@ -304,7 +322,7 @@ def cmd_record(a: argparse.Namespace) -> int:
 def cmd_replay(a: argparse.Namespace) -> int:
     from pipeline.recording import replay
 
-    return replay(Path(a.dir), a.rate, a.redis_url, a.engine, a.summary_json)
+    return replay(Path(a.dir), a.rate, a.redis_url, a.engine, a.summary_json, page=None if a.no_page else a.page_port)
 
 
 def _line_flags(p: argparse.ArgumentParser) -> None:
@@ -313,6 +331,8 @@ def _line_flags(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--engine", default="auto", choices=["auto", "tensorrt", "onnxruntime", "torch"])
     p.add_argument("--summary-json", help="write the run's summary here")
+    p.add_argument("--page-port", type=int, default=8088, help="the live line page (a free port if this one is taken)")
+    p.add_argument("--no-page", action="store_true", help="run without the live line page")
 
 
 def build_parser() -> argparse.ArgumentParser:

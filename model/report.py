@@ -13,14 +13,15 @@ if TYPE_CHECKING:
 
 
 def overlay(frame: np.ndarray, amap: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
-    """RGB uint8 frame + [0,1] map -> side by side (frame | heat overlay), ground truth outlined in green."""
+    """RGB uint8 frame + [0,1] map -> three panels side by side (frame | map | map over the frame), ground truth
+    outlined in green: what a reject is, where the model saw it, and both together."""
     rgb = frame if frame.shape[-1] == 3 else np.repeat(frame, 3, axis=-1)
     heat = cv2.applyColorMap((np.clip(amap, 0, 1) * 255).astype(np.uint8), cv2.COLORMAP_JET)[..., ::-1]
     blend = cv2.addWeighted(rgb, 0.55, heat, 0.45, 0)
     if mask is not None and mask.any():
         contours, _ = cv2.findContours((mask > 0.5).astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
         cv2.drawContours(blend, contours, -1, (0, 255, 0), 1)
-    return np.concatenate([rgb, blend], axis=1)
+    return np.concatenate([rgb, heat, blend], axis=1)
 
 
 def write_report(out: Path, result: Evaluation, labels: np.ndarray, scores: np.ndarray, per_class: int = 4) -> None:

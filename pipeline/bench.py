@@ -22,6 +22,7 @@ from pipeline.config import (
     LedgerConfig,
     LineConfig,
     MetricsConfig,
+    PageConfig,
     RedisConfig,
     SyntheticSource,
     WorkerConfig,
@@ -95,6 +96,7 @@ def line_point(
         redis=RedisConfig(url=s.redis_url, stream="grdnet:bench"),
         ledger=LedgerConfig(enabled=ledger),
         metrics=MetricsConfig(enabled=False),
+        page=PageConfig(enabled=False),
         cache_dir=s.cache_dir,
         timing_dir=timing_dir,
     )

@@ -19,7 +19,7 @@ import redis
 
 from model.checkpoint import read_meta
 from model.dataset import index_split
-from pipeline.config import LineConfig, MetricsConfig, ReplaySource
+from pipeline.config import LineConfig, MetricsConfig, PageConfig, ReplaySource
 
 RECORD = "latest.json"
 
@@ -70,6 +70,7 @@ def run_challenge(cfg: LineConfig, set_dir: Path, camera: str | None = None, max
             "cameras": [replay_cam],
             "carousel": None,
             "metrics": MetricsConfig(enabled=False),
+            "page": PageConfig(enabled=False),
             "redis": cfg.redis.model_copy(update={"url": url, "stream": stream}),
             # every unit is judged: none may be late or turned away, whatever the pace
             "worker": cfg.worker.model_copy(update={"deadline_ms": 3.6e6, "max_queue": 1_000_000}),

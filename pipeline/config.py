@@ -178,6 +178,20 @@ class MetricsConfig(_Strict):
     reconciler_port: int = Field(9130, ge=0, description="the reconciler's endpoint; 0 = any free port")
 
 
+class PageConfig(_Strict):
+    """The live line page (docs/design.md 3.10): read-only, served by the line on loopback unless told otherwise."""
+
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = Field(8088, ge=1, le=65535)
+    refresh_s: float = Field(0.5, gt=0, le=1.0, description="how often the page gets new figures")
+    gallery: int = Field(24, ge=1, le=200, description="latest rejects shown with their overlays")
+    reject_rate_limit: float = Field(0.2, gt=0, le=1, description="alarm: share of rejects over the last minute")
+    min_verdicts: int = Field(20, ge=1, description="the reject-rate alarm waits for this many verdicts a minute")
+    consecutive_rejects: int = Field(5, ge=2, description="alarm: this many rejects in a row on one camera")
+    camera_stale_s: float = Field(3.0, gt=0, description="alarm: a camera that sent nothing for this long")
+
+
 class CarouselConfig(_Strict):
     """The rotary carousel (docs/design.md 3.9): one unit per pitch; stations and ejector in pitches from the load
     point. With it, a synthetic camera is triggered by the encoder and the aggregator decides units."""
@@ -221,6 +235,7 @@ class LineConfig(_Strict):
     carousel: CarouselConfig | None = None
     challenge: ChallengeConfig = Field(default_factory=ChallengeConfig)
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
+    page: PageConfig = Field(default_factory=PageConfig)
     cache_dir: str | None = Field(None, description="compiled engines; default ~/.cache/grdnet-line")
     timing_dir: str | None = Field(None, description="per-frame stage times as JSONL per process (benchmarks)")
 

@@ -21,6 +21,7 @@ from pipeline.config import (
     CarouselConfig,
     LineConfig,
     MetricsConfig,
+    PageConfig,
     RedisConfig,
     SyntheticSource,
     WorkerConfig,
@@ -44,8 +45,22 @@ def local_endpoint(kind: str) -> str:
     return f"ipc://{Path(tempfile.gettempdir()) / f'grdnet-{kind}-{os.getpid()}.sock'}"
 
 
+def page_config(port: int | None) -> PageConfig:
+    """The live page of a one-command line: ``port`` if free, else any free one; None: no page."""
+    from pipeline.page import port_for
+
+    return PageConfig(port=port_for("127.0.0.1", port)) if port is not None else PageConfig(enabled=False)
+
+
 def demo_config(
-    frames: int, fps: float, cameras: int, redis_url: str, engine: str, stream: str, carousel: bool = True
+    frames: int,
+    fps: float,
+    cameras: int,
+    redis_url: str,
+    engine: str,
+    stream: str,
+    carousel: bool = True,
+    page: int | None = None,
 ) -> LineConfig:
     """The demo's line. With ``carousel`` the cameras are stations 1..K of a carousel turning at ``fps`` units/s
     (each camera still takes ``fps`` frames/s), the ejector at least 4 pitches after the last, and units are
@@ -85,6 +100,7 @@ def demo_config(
         if carousel
         else None,
         metrics=MetricsConfig(enabled=False),
+        page=page_config(page),
         timing_dir=timing,
     )
 
@@ -155,6 +171,8 @@ def run_line_until(
     t0 = time.monotonic()
     try:
         sup.start()
+        if sup.page_address():
+            console.print(f"line page: {sup.page_address()}")
         with Live(status_line(stats, total, 0), console=console, refresh_per_second=4, transient=False) as live:
             while stats.verdicts < total and time.monotonic() - t0 < timeout_s:
                 after = stats.read(client, cfg.redis.stream, after)
@@ -191,11 +209,12 @@ def run_demo(
     summary_json: str | None,
     stream: str = "grdnet:verdicts",
     carousel: bool = True,
+    page: int | None = None,
 ) -> int:
     console = Console(stderr=True)
     if frames < 1 or cameras < 1 or fps <= 0:
         raise ValueError("--frames and --cameras must be >= 1 and --fps > 0")
-    cfg = demo_config(frames, fps, cameras, redis_url, engine, stream, carousel)
+    cfg = demo_config(frames, fps, cameras, redis_url, engine, stream, carousel, page)
     timeout = frames / (fps * cameras) + 180
     return report_run(run_line_until(cfg, frames, timeout, console=console), frames, summary_json)
 

@@ -44,6 +44,11 @@ class LineKeys:
         """Ledger entry id up to which every frame has its verdict: where a restarted reconciler resumes."""
         return f"{self.stream}:reconciled"
 
+    def worker_status(self, index: int) -> str:
+        """Hash a worker refreshes every second (engine, model, threshold, queue fill), expiring when it stops:
+        what the line page shows of the workers, read-only."""
+        return f"{self.stream}:status:worker:{index}"
+
     def claim(self, camera: str, epoch: int, frame_id: int) -> str:
         return f"{self.stream}:claim:{camera}:{epoch}:{frame_id}"
 

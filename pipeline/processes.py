@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import signal
 import sys
 import time
@@ -201,6 +202,7 @@ def worker_main(cfg_json: str, index: int, ready=None, heartbeat=None) -> None:
     from engines.select import DEFAULT_CACHE, open_engine
     from model.checkpoint import read_meta
     from pipeline.archive import RejectArchive
+    from pipeline.line_keys import LineKeys
     from pipeline.metrics import WorkerMetrics
     from pipeline.publisher import ThreadedPublisher, VerdictPublisher
     from pipeline.redis_conn import connect
@@ -224,15 +226,16 @@ def worker_main(cfg_json: str, index: int, ready=None, heartbeat=None) -> None:
     )
     log.info("engine %s, model %s, threshold %.4f", engine.describe(), meta.id, meta.threshold)
     r = cfg.redis
-    publisher = ThreadedPublisher(
-        VerdictPublisher(
-            r.url, r.stream, r.maxlen, r.buffer_max, metrics, claim_ttl_s=cfg.ledger.claim_ttl_s, client=connect(r)
-        )
+    inner = VerdictPublisher(
+        r.url, r.stream, r.maxlen, r.buffer_max, metrics, claim_ttl_s=cfg.ledger.claim_ttl_s, client=connect(r)
     )
     archive = None
     if w.archive.enabled:
         archive = RejectArchive(Path(w.archive.dir), int(w.archive.max_mb * 2**20), on_skip=metrics.archive_skipped.inc)
+    publisher = ThreadedPublisher(inner)
     worker = Worker(cfg, engine, meta.id, meta.threshold, publisher, metrics, archive)
+    # read on the publisher thread every second for the line page
+    publisher.status = (LineKeys(r.stream).worker_status(index), lambda: worker_status(worker, engine, inner, index))
     if cfg.timing_dir:
         from pipeline.worker import TimingLog
 
@@ -259,6 +262,21 @@ def worker_main(cfg_json: str, index: int, ready=None, heartbeat=None) -> None:
     if worker.timing:
         worker.timing.close()
     log.info("stopped: %s", ", ".join(f"{k} {v}" for k, v in sorted(worker.counts.items())) or "no frames")
+
+
+def worker_status(worker, engine, publisher, index: int) -> dict[str, str]:
+    """What the line page shows of a worker (docs/design.md 3.10)."""
+    return {
+        "index": str(index),
+        "pid": str(os.getpid()),
+        "engine": engine.describe(),
+        "model": worker.model_id,
+        "threshold": f"{worker.default_threshold:.6f}",
+        "queue": str(len(worker.batcher)),
+        "max_queue": str(worker.batcher.max_queue),
+        "redis_buffer": str(len(publisher.buffer)),
+        "t_ns": str(time.time_ns()),
+    }
 
 
 def _drain_socket(worker, sock: zmq.Socket, limit: int = 1000) -> int:

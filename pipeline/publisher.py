@@ -104,6 +104,13 @@ class VerdictPublisher:
             self.on_written.popleft()(t_written)
         return True
 
+    def write_status(self, key: str, fields: dict[str, str], ttl_s: int) -> None:
+        """Best effort: a status the line page reads; while Redis is away it is skipped (flush logs the outage)."""
+        try:
+            self.client.pipeline(transaction=True).hset(key, mapping=fields).expire(key, ttl_s).execute()
+        except (redis.ConnectionError, redis.TimeoutError):
+            pass
+
     def _suppressed(self, v: Verdict) -> None:
         """The frame already had a verdict (the reconciler's ``lost``, or this same batch before a lost reply)."""
         self.suppressed += 1
@@ -132,11 +139,19 @@ class VerdictPublisher:
 
 class ThreadedPublisher:
     """The same publisher on a thread of its own, so the Redis round trip (~1-2 ms per batch on a loaded
-    2-core machine) overlaps the next inference instead of adding to it. Order is kept: one thread, FIFO."""
+    2-core machine) overlaps the next inference instead of adding to it. Order is kept: one thread, FIFO.
+    With ``status`` (key, a function returning the fields), the thread also refreshes that hash every
+    ``status_s`` for the line page; it expires ``3 x status_s`` after the worker stops refreshing it."""
 
-    def __init__(self, inner: VerdictPublisher) -> None:
+    def __init__(
+        self,
+        inner: VerdictPublisher,
+        status: tuple[str, Callable[[], dict[str, str]]] | None = None,
+        status_s: float = 1.0,
+    ) -> None:
         self.inner = inner
         self.metrics = inner.metrics
+        self.status, self.status_s, self.next_status = status, status_s, 0.0
         self.jobs: queue.Queue = queue.Queue()
         self.thread = threading.Thread(target=self._loop, name="verdict-publisher", daemon=True)
         self.thread.start()
@@ -148,10 +163,18 @@ class ThreadedPublisher:
     def flush(self, force: bool = False) -> bool:
         return True  # the thread flushes
 
+    def _refresh_status(self) -> None:
+        if self.status is None or time.monotonic() < self.next_status:
+            return
+        self.next_status = time.monotonic() + self.status_s
+        key, fields = self.status
+        self.inner.write_status(key, fields(), max(1, round(3 * self.status_s)))
+
     def _loop(self) -> None:
         while True:
+            self._refresh_status()
             try:
-                job = self.jobs.get(timeout=self.inner.retry_s)
+                job = self.jobs.get(timeout=min(self.inner.retry_s, self.status_s))
             except queue.Empty:
                 self.inner.flush()  # retry a buffered backlog while Redis is away
                 continue

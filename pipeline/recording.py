@@ -14,7 +14,7 @@ from pipeline.config import (
     SyntheticSource,
     WorkerConfig,
 )
-from pipeline.demo import local_endpoint, report_run, run_line_until, split_frames
+from pipeline.demo import local_endpoint, page_config, report_run, run_line_until, split_frames
 from pipeline.processes import camera_source, stamp_header
 from pipeline.recorder import Recorder
 
@@ -83,7 +83,13 @@ def count_frames(folder: Path) -> int:
 
 
 def replay(
-    folder: Path, rate: str, redis_url: str, engine: str, summary_json: str | None, stream: str = "grdnet:verdicts"
+    folder: Path,
+    rate: str,
+    redis_url: str,
+    engine: str,
+    summary_json: str | None,
+    stream: str = "grdnet:verdicts",
+    page: int | None = None,
 ) -> int:
     folder = Path(folder)
     if not folder.is_dir():
@@ -98,5 +104,6 @@ def replay(
         worker=WorkerConfig(endpoints=[local_endpoint("replay")], engine=engine, **pace),
         redis=RedisConfig(url=redis_url, stream=stream),
         metrics=MetricsConfig(enabled=False),
+        page=page_config(page),
     )
     return report_run(run_line_until(cfg, total, timeout_s=600 + total), total, summary_json)

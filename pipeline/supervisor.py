@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from pipeline.aggregator import aggregator_main
 from pipeline.config import LineConfig
+from pipeline.page import page_main, page_url
 from pipeline.processes import camera_main, worker_main
 from pipeline.reconciler import reconciler_main
 
@@ -75,6 +76,8 @@ class Supervisor:
             )
             for i, c in enumerate(cfg.cameras)
         ]
+        # the live page: with the workers (the reject archive it shows lives on their host)
+        self.page = [Managed("page", page_main, (cfg_json,))] if cfg.page.enabled and role != "cameras" else []
         self.ready_timeout_s = ready_timeout_s
         self.stopping = False
         if role == "workers":
@@ -95,7 +98,7 @@ class Supervisor:
             log.warning(
                 "Redis at %s not reachable yet: verdicts and ledger wait in memory", mask_url(self.cfg.redis.url)
             )
-        for m in (*self.reconciler, *self.workers):
+        for m in (*self.page, *self.reconciler, *self.workers):
             self._start(m)
         end = time.monotonic() + self.ready_timeout_s
         for m, ev in zip(self.workers, self.ready, strict=True):
@@ -126,7 +129,7 @@ class Supervisor:
 
     @property
     def managed(self) -> tuple[Managed, ...]:
-        return (*self.reconciler, *self.workers, *self.aggregator, *self.cameras)
+        return (*self.page, *self.reconciler, *self.workers, *self.aggregator, *self.cameras)
 
     def _kill_hung(self, now: float) -> None:
         """A worker whose loop has not run for ``worker.hang_s`` holds frames it will never answer: kill it; the
@@ -163,6 +166,9 @@ class Supervisor:
                 log.warning("%s restarting (restart %d)", m.name, m.restarts)
                 self._start(m)
 
+    def page_address(self) -> str | None:
+        return page_url(self.cfg) if self.page else None
+
     def cameras_finished(self) -> bool:
         return all(m.finished for m in self.cameras)
 
@@ -173,7 +179,7 @@ class Supervisor:
         """Drain: stop the cameras, let them flush, then stop the workers (they judge and write what is left),
         then the reconciler (it answers ``lost`` for any sent frame still without a verdict)."""
         self.stopping = True
-        for group in (self.cameras, self.workers, self.reconciler, self.aggregator):
+        for group in (self.cameras, self.workers, self.reconciler, self.aggregator, self.page):
             for m in group:
                 if m.proc is not None and m.proc.is_alive():
                     os.kill(m.proc.pid, signal.SIGTERM)
@@ -197,6 +203,8 @@ class Supervisor:
         signal.signal(signal.SIGINT, handle)
         self.start()
         log.info("line running: %d camera(s), %d worker(s)", len(self.cameras), len(self.workers))
+        if self.page:
+            log.info("line page: %s", self.page_address())
         while not stop["now"] and not (self.cameras_finished() and self.cameras):
             self.poll()
             time.sleep(0.2)

@@ -20,6 +20,7 @@ from pipeline.config import (
     LedgerConfig,
     LineConfig,
     MetricsConfig,
+    PageConfig,
     RedisConfig,
     SyntheticSource,
     WorkerConfig,
@@ -60,6 +61,7 @@ def carousel_config(
             stream=f"grdnet:ub-units:{time.time_ns()}",
         ),
         metrics=MetricsConfig(enabled=False),
+        page=PageConfig(enabled=False),
     )
 
 

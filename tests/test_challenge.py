@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from pipeline.challenge import require_challenge, run_challenge
-from pipeline.config import CameraConfig, LineConfig, MetricsConfig, RedisConfig, WorkerConfig
+from pipeline.config import CameraConfig, LineConfig, MetricsConfig, PageConfig, RedisConfig, WorkerConfig
 from tests.conftest import assert_one_line_error, run_cli
 
 
@@ -24,6 +24,7 @@ def _cfg(tmp_path, url, checkpoint, cache, threshold):
         ),
         redis=RedisConfig(url=url),
         metrics=MetricsConfig(enabled=False),
+        page=PageConfig(enabled=False),
         cache_dir=str(cache),
         challenge={"records_dir": str(tmp_path / "records"), "max_frr": 0.0},
     )

@@ -4,7 +4,7 @@ restarted; afterwards every sent frame has exactly one verdict and the superviso
 import json
 
 from pipeline.chaos import run_chaos
-from pipeline.config import CameraConfig, LedgerConfig, LineConfig, MetricsConfig, RedisConfig, WorkerConfig
+from pipeline.config import CameraConfig, LedgerConfig, LineConfig, MetricsConfig, PageConfig, RedisConfig, WorkerConfig
 from pipeline.redis_local import LocalRedis
 
 
@@ -24,6 +24,7 @@ def test_chaos_every_sent_frame_ends_with_exactly_one_verdict(tmp_path, tiny_che
         redis=RedisConfig(url=server.url, stream="chaos:v"),
         ledger=LedgerConfig(grace_s=2.0),
         metrics=MetricsConfig(enabled=False),
+        page=PageConfig(enabled=False),
         cache_dir=str(engine_cache),
     )
     try:

@@ -11,7 +11,7 @@ import numpy as np
 import redis
 import zmq
 
-from pipeline.config import CameraConfig, LineConfig, MetricsConfig, RedisConfig, WorkerConfig
+from pipeline.config import CameraConfig, LineConfig, MetricsConfig, PageConfig, RedisConfig, WorkerConfig
 from pipeline.metrics import WorkerMetrics
 from pipeline.processes import worker_main
 from pipeline.wire import FrameHeader, encode
@@ -98,6 +98,7 @@ def test_fuzzed_endpoint_keeps_the_worker_up_and_every_valid_frame_answered_once
         ),
         redis=RedisConfig(url=redis_server.url, stream="fuzz:v"),
         metrics=MetricsConfig(enabled=False),
+        page=PageConfig(enabled=False),
         cache_dir=str(engine_cache),
     )
     ctx = mp.get_context("spawn")

@@ -11,7 +11,7 @@ from pathlib import Path
 import redis
 import yaml
 
-from pipeline.config import CameraConfig, LineConfig, MetricsConfig, RedisConfig, ReplaySource, WorkerConfig
+from pipeline.config import CameraConfig, LineConfig, MetricsConfig, PageConfig, RedisConfig, ReplaySource, WorkerConfig
 from pipeline.demo import run_line_until
 from pipeline.verdicts import VERDICT_FIELDS
 from tests.conftest import assert_one_line_error, run_cli
@@ -32,6 +32,7 @@ def _cfg(tmp_path, url, stream, checkpoint, cache, cameras, **worker):
         ),
         redis=RedisConfig(url=url, stream=stream),
         metrics=MetricsConfig(enabled=False),
+        page=PageConfig(enabled=False),
         cache_dir=str(cache),
     )
 

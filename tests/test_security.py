@@ -149,6 +149,7 @@ def test_wrong_redis_password_stops_the_line_with_one_line(acl_redis, tmp_path):
         "worker": {"endpoints": [f"ipc://{tmp_path}/w.sock"]},
         "redis": {"url": acl_redis.url.replace("redis://", "redis://line:wrong-pw@")},
         "metrics": {"enabled": False},
+        "page": {"enabled": False},
     }
     path = tmp_path / "line.yaml"
     path.write_text(yaml.safe_dump(cfg))

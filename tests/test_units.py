@@ -13,6 +13,7 @@ from pipeline.config import (
     LedgerConfig,
     LineConfig,
     MetricsConfig,
+    PageConfig,
     RedisConfig,
     WorkerConfig,
 )
@@ -141,6 +142,7 @@ def test_carousel_line_end_to_end_with_dropped_and_repeated_triggers(tmp_path, t
         ledger=LedgerConfig(grace_s=0.2),
         carousel=carousel,
         metrics=MetricsConfig(enabled=False),
+        page=PageConfig(enabled=False),
         cache_dir=str(engine_cache),
     )
     sup = Supervisor(cfg)
