@@ -113,7 +113,8 @@ def evaluate_checkpoint(
             b_scores = b_maps.reshape(len(b_maps), -1).max(axis=1)
         b_summary, b_per_class = judge(samples, labels, b_scores, b_maps, masks, meta.baseline.threshold)
         b_summary.update(checkpoint=f"classic median filter {meta.baseline.kernel}x{meta.baseline.kernel}")
-        result.baseline = Evaluation(b_summary, b_per_class, [], b_maps, masks, frames)
+        b_images = [{"score": float(x)} for x in b_scores]
+        result.baseline = Evaluation(b_summary, b_per_class, b_images, b_maps, masks, frames)
     if json_path:
         doc: dict = {
             "summary": _clean(summary),
@@ -132,7 +133,8 @@ def evaluate_checkpoint(
     if report_dir:
         from model.report import write_report
 
-        write_report(report_dir, result, labels, scores)
+        path = write_report(report_dir, result, labels, scores)
+        Console(stderr=True).print(f"report: {path}")
     return result
 
 

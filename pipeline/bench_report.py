@@ -1,5 +1,6 @@
-"""``bench --report DIR``: a Markdown summary and PNG plots (latency CDF per stage; throughput and p99 against
-offered rate, knee marked; batch-size histogram)."""
+"""``bench --report DIR``: ``DIR/report.html``, one self-contained file (model/html_report.py): the summary, the
+table per offered rate, and plots (latency CDF per stage; throughput and p99 against offered rate, knee marked;
+batch-size histogram)."""
 
 from __future__ import annotations
 
@@ -10,12 +11,15 @@ import numpy as np
 from pipeline.timing import STAGES
 
 
-def write_report(result: dict, out: Path) -> None:
+def write_report(result: dict, out: Path) -> Path:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from model import html_report as h
+
+    figures = []
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     rows = result["default_point"]["_rows"]
@@ -29,8 +33,7 @@ def write_report(result: dict, out: Path) -> None:
     ax.set_ylabel("share of frames")
     ax.set_title(f"latency per stage at {result['settings']['default_rate']:.0f} frames/s offered")
     ax.legend()
-    fig.savefig(out / "latency_cdf.png", dpi=100, bbox_inches="tight")
-    plt.close(fig)
+    figures.append(h.img(h.figure_uri(fig), "latency per stage (CDF)"))
 
     sweep = result.get("rate_sweep")
     if sweep:
@@ -48,8 +51,7 @@ def write_report(result: dict, out: Path) -> None:
         a1.set_ylabel("judged frames/s")
         a2.set_ylabel("end-to-end p99 (ms)")
         a1.legend()
-        fig.savefig(out / "throughput_latency.png", dpi=100, bbox_inches="tight")
-        plt.close(fig)
+        figures.append(h.img(h.figure_uri(fig), "throughput and end-to-end p99 against offered rate"))
 
     hist = (sweep[-1] if sweep else result["default_point"])["batch_histogram"]
     fig, ax = plt.subplots(figsize=(5, 3))
@@ -57,39 +59,42 @@ def write_report(result: dict, out: Path) -> None:
     ax.set_xlabel("batch size")
     ax.set_ylabel("frames")
     ax.set_title("batch sizes at the highest offered rate" if sweep else "batch sizes")
-    fig.savefig(out / "batch_sizes.png", dpi=100, bbox_inches="tight")
-    plt.close(fig)
+    figures.append(h.img(h.figure_uri(fig), "batch sizes"))
 
-    lines = [
-        f"# Line benchmark ({result['model']})",
-        "",
-        f"- engine alone at max batch {result['settings']['max_batch']}: {result['engine_fps']:.1f} frames/s",
-        f"- line at saturation: {result['line_fps']:.1f} frames/s "
+    facts = [
+        f"engine alone at max batch {result['settings']['max_batch']}: {result['engine_fps']:.1f} frames/s",
+        f"line at saturation: {result['line_fps']:.1f} frames/s "
         f"({result['line_fps'] / result['engine_fps']:.2f} x engine alone)",
-        f"- end-to-end p99 at {result['settings']['default_rate']:.0f} frames/s offered: {result['e2e_p99_ms']:.1f} ms",
+        f"end-to-end p99 at {result['settings']['default_rate']:.0f} frames/s offered: {result['e2e_p99_ms']:.1f} ms",
     ]
     if result.get("knee"):
-        lines.append(
-            f"- knee (last rate with no late/overload and >= 95 % judged): {result['knee']['offered_fps']:.1f} frames/s"
+        facts.append(
+            f"knee (last rate with no late/overload and >= 95 % judged): {result['knee']['offered_fps']:.1f} frames/s"
         )
     if "half_saturation" in result:
-        h = result["half_saturation"]
-        lines.append(
-            f"- at half saturation ({h['offered_fps']:.1f}/s): e2e p99 {h['e2e_p99_ms']:.1f} ms, bound "
-            f"engine p99 + max wait + 5 ms = {h['bound_ms']:.1f} ms"
+        hs = result["half_saturation"]
+        facts.append(
+            f"at half saturation ({hs['offered_fps']:.1f}/s): e2e p99 {hs['e2e_p99_ms']:.1f} ms, bound "
+            f"engine p99 + max wait + 5 ms = {hs['bound_ms']:.1f} ms"
         )
-    lines += ["", "| offered/s | line/s | late+overload | e2e p50 ms | e2e p99 ms |", "| --- | --- | --- | --- | --- |"]
-    for p in sweep or [result["default_point"]]:
-        e = p["stages_ms"]["end_to_end"]
-        lines.append(
-            f"| {p['offered_fps']:.1f} | {p['line_fps']:.1f} | {p['rejected_unjudged']} | {e['p50']:.1f} | "
-            f"{e['p99']:.1f} |"
-        )
-    lines += [
-        "",
-        "![latency CDF](latency_cdf.png)",
-        "![throughput and p99](throughput_latency.png)",
-        "![batch sizes](batch_sizes.png)",
-        "",
+    rows = [
+        [
+            p["offered_fps"],
+            p["line_fps"],
+            p["rejected_unjudged"],
+            p["stages_ms"]["end_to_end"]["p50"],
+            p["stages_ms"]["end_to_end"]["p99"],
+        ]
+        for p in sweep or [result["default_point"]]
     ]
-    (out / "README.md").write_text("\n".join(lines))
+    doc = h.page(
+        f"Line benchmark ({result['model']})",
+        h.section("Summary", *(h.para(f) for f in facts)),
+        h.section(
+            "Per offered rate", h.table(["offered/s", "line/s", "late+overload", "e2e p50 ms", "e2e p99 ms"], rows)
+        ),
+        h.section("Plots", *figures),
+    )
+    path = out / "report.html"
+    path.write_text(doc)
+    return path

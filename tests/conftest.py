@@ -109,3 +109,29 @@ def engine_cache(tiny_checkpoint, tmp_path_factory) -> Path:
     cache = tmp_path_factory.mktemp("engine-cache")
     ensure_onnx(tiny_checkpoint, cache, 4, log=lambda *_: None)
     return cache
+
+
+@pytest.fixture
+def browser():
+    """Debian's chromium, headless, driven by Selenium through Debian's chromedriver (setup.sh installs both)."""
+    import shutil
+
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
+    assert chromium and driver, "Debian's chromium and chromium-driver are needed (setup.sh installs them)"
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = chromium
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"):
+        opts.add_argument(arg)
+    b = webdriver.Chrome(service=Service(driver), options=opts)
+    yield b
+    b.quit()
+
+
+def images_loaded(browser) -> list[str]:
+    """The sources of images on the page that did not load (empty: every image shows)."""
+    return browser.execute_script(
+        "return [...document.images].filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.src.slice(0, 80))"
+    )

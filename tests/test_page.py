@@ -1,7 +1,6 @@
 """The live line page: its figures and alarms from stream entries (pure), its routes, and the page itself in a real
 headless Chromium while a real line runs and its redis-server is stopped."""
 
-import shutil
 import time
 
 import pytest
@@ -142,20 +141,7 @@ def test_routes_serve_state_page_and_only_archived_images(tmp_path, redis_server
         assert client.get(f"/rejects/{bad}").status_code == 404, bad
 
 
-def _browser():
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
-    assert chromium and driver, "Debian's chromium and chromium-driver are needed (setup.sh installs them)"
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = chromium
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"):
-        opts.add_argument(arg)
-    return webdriver.Chrome(service=Service(driver), options=opts)
-
-
-def test_page_in_a_real_browser_follows_a_running_line(tmp_path, fresh_redis, tiny_checkpoint, engine_cache):
+def test_page_in_a_real_browser_follows_a_running_line(tmp_path, fresh_redis, tiny_checkpoint, engine_cache, browser):
     """The page loads, its figures move while the line runs, a reject appears in the gallery with its overlay and
     opens on a click, and stopping redis-server raises the Redis alarm."""
     from selenium.webdriver.common.by import By
@@ -164,10 +150,8 @@ def test_page_in_a_real_browser_follows_a_running_line(tmp_path, fresh_redis, ti
     port = port_for("127.0.0.1", 0)
     cfg = _line(tmp_path, fresh_redis.url, tiny_checkpoint, engine_cache, port)
     sup = Supervisor(cfg)
-    browser = None
     try:
         sup.start()
-        browser = _browser()
         wait = WebDriverWait(browser, 30, poll_frequency=0.2)
         browser.get(f"http://127.0.0.1:{port}/")
         assert browser.title == "GRD-Net line"
@@ -195,6 +179,4 @@ def test_page_in_a_real_browser_follows_a_running_line(tmp_path, fresh_redis, ti
         fresh_redis.start()  # so the line drains its buffered verdicts quickly
         wait.until(lambda d: d.find_element(By.ID, "redis-state").text == "up")
     finally:
-        if browser is not None:
-            browser.quit()
         sup.stop()

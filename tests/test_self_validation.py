@@ -1,3 +1,5 @@
+import re
+
 import cv2
 import numpy as np
 import pytest
@@ -12,7 +14,7 @@ from model.inference import calibrate_threshold
 from model.train import Selection, train
 from model.validation import build_validation_set, validate
 from model.vials import render_vial_frame
-from tests.conftest import run_cli, tiny_config
+from tests.conftest import images_loaded, run_cli, tiny_config
 
 
 def _frames(n: int, size: int = 128) -> tuple[np.ndarray, np.ndarray]:
@@ -118,11 +120,26 @@ def test_baseline_is_fitted_on_validation_only_and_separates_marks():
     assert not maps[:, ~b.roi()].any(), "nothing outside the fixed ROI counts"
 
 
-def test_evaluate_prints_the_model_and_the_classical_baseline_side_by_side(tiny_data, tiny_checkpoint):
-    r = run_cli("evaluate", "--data", str(tiny_data), "--checkpoint", str(tiny_checkpoint), "--baseline", "classic")
+def test_evaluate_prints_the_model_and_the_classical_baseline_side_by_side_and_reports(
+    tiny_data, tiny_checkpoint, tmp_path, browser
+):
+    rep = tmp_path / "report"
+    r = run_cli(
+        "evaluate", "--data", str(tiny_data), "--checkpoint", str(tiny_checkpoint), "--baseline", "classic",
+        "--report", str(rep),
+    )  # fmt: skip
     assert r.returncode == 0, r.stderr
     assert "classical baseline" in r.stdout and "self-validation at training" in r.stdout
     assert "image AUROC: GRD-Net" in r.stdout
+    # one self-contained file: curves, histograms, worst false rejects and escapes, every image embedded
+    assert [p.name for p in rep.iterdir()] == ["report.html"]
+    text = (rep / "report.html").read_text()
+    for heading in ("Curves", "Worst false rejects", "Worst escapes", "Per class", "classic median filter"):
+        assert heading in text, heading
+    sources = re.findall(r'<img src="([^"]{0,30})', text)
+    assert len(sources) >= 2 + 2 and all(s.startswith("data:image/png;base64,") for s in sources)
+    browser.get((rep / "report.html").as_uri())  # opens from disk, no server
+    assert browser.title.startswith("GRD-Net evaluation") and images_loaded(browser) == []
 
 
 def test_patches_are_cut_at_native_resolution_from_image_and_roi_alike():
