@@ -476,7 +476,9 @@ def build_parser() -> argparse.ArgumentParser:
     n.add_argument("--max-batch", type=int, default=4)
     n.add_argument("--max-wait-ms", type=float, default=2.0)
     n.add_argument("--point-seconds", type=float, default=8.0, help="how long each offered rate runs")
-    n.add_argument("--sweep", default="rate,batch,wait", help="rate, batch, wait, ledger (comma separated) or none")
+    n.add_argument(
+        "--sweep", default="rate,batch,wait", help="rate, batch, wait, ledger, page (comma separated) or none"
+    )
     n.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
     return p
 

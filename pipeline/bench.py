@@ -27,7 +27,7 @@ from pipeline.config import (
     SyntheticSource,
     WorkerConfig,
 )
-from pipeline.demo import run_line_until
+from pipeline.demo import page_config, run_line_until
 from pipeline.timing import read_timing, summarise
 
 RATE_FRACTIONS = (0.25, 0.5, 0.75, 0.9, 1.0, 1.25, 1.5)
@@ -66,9 +66,17 @@ def engine_alone(s: BenchSettings, batches: list[int], log=print) -> dict[int, d
 
 
 def line_point(
-    s: BenchSettings, rate: float, max_batch: int, max_wait_ms: float, image_size: int, ledger: bool = True
+    s: BenchSettings,
+    rate: float,
+    max_batch: int,
+    max_wait_ms: float,
+    image_size: int,
+    ledger: bool = True,
+    page: bool = False,
+    attach=None,
 ) -> dict:
-    """Offer ``rate`` frames/s (over all cameras) for ``s.seconds``; judge what the line did with them."""
+    """Offer ``rate`` frames/s (over all cameras) for ``s.seconds``; judge what the line did with them. ``page``
+    serves the live page during the point (``attach`` may watch it, see page_bench)."""
     per_cam = rate / s.cameras
     frames = max(1, int(per_cam * s.seconds))
     timing_dir = tempfile.mkdtemp(prefix="grdnet-bench-")
@@ -96,12 +104,14 @@ def line_point(
         redis=RedisConfig(url=s.redis_url, stream="grdnet:bench"),
         ledger=LedgerConfig(enabled=ledger),
         metrics=MetricsConfig(enabled=False),
-        page=PageConfig(enabled=False),
+        page=page_config(8088) if page else PageConfig(enabled=False),
         cache_dir=s.cache_dir,
         timing_dir=timing_dir,
     )
     total = frames * s.cameras
-    summary = run_line_until(cfg, total, timeout_s=s.seconds * 4 + 120, console=Console(stderr=True, quiet=True))
+    summary = run_line_until(
+        cfg, total, timeout_s=s.seconds * 4 + 120, console=Console(stderr=True, quiet=True), attach=attach
+    )
     rows = read_timing(Path(timing_dir))
     timing = summarise(rows)
     inferred = len(rows)
@@ -119,6 +129,7 @@ def line_point(
         "by_reason": summary["by_reason"],
         "line_fps": inferred / span if span and span > 0 else float("nan"),
         "rejected_unjudged": sum(v for k, v in summary["by_reason"].items() if k in ("late", "overload")),
+        "attached": summary.get("attached"),
         **timing,
         "_rows": rows,  # per-frame stage times, for the report's CDF; not written to JSON
     }
@@ -247,6 +258,15 @@ def run_bench(s: BenchSettings, log=print) -> dict:
                 result["wait_sweep"].append(p)
         if "ledger" in s.sweeps:
             result["ledger_cost"] = ledger_cost(s, capacity, meta.image_size, log)
+        if "page" in s.sweeps:
+            from pipeline.page_bench import page_cost
+
+            def point(on: bool, attach) -> dict:
+                return line_point(
+                    s, 1.25 * capacity, s.max_batch, s.max_wait_ms, meta.image_size, page=on, attach=attach
+                )
+
+            result["page_cost"] = page_cost(point, capacity, log)
         result["engine_fps"] = capacity
         result["e2e_p99_ms"] = default["stages_ms"]["end_to_end"]["p99"]
         result.update(saturation(result, s.max_batch, capacity))
@@ -296,6 +316,15 @@ def print_tables(result: dict, console: Console | None = None) -> None:
         console.print(
             f"ledger at saturation: line/engine {c['line_over_engine_with_ledger']:.3f} with, "
             f"{c['line_over_engine_without_ledger']:.3f} without: cost {100 * c['cost_fraction']:.1f} %"
+        )
+    if "page_cost" in result:
+        c = result["page_cost"]
+        console.print(
+            f"line page at saturation, watched by headless chromium: line/engine {c['line_over_engine_with_page']:.3f}"
+            f" with, {c['line_over_engine_without_page']:.3f} without ({100 * c['throughput_cost_fraction']:.1f} %);"
+            f" CPU share of all cores: page {100 * c['page_cpu_share']:.2f} %, browser"
+            f" {100 * c['browser_cpu_share']:.2f} %; updates/s in the browser"
+            f" {', '.join(f'{u:.1f}' for u in c['updates_per_s'])}"
         )
     if "half_saturation" in result:
         h = result["half_saturation"]

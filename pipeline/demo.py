@@ -150,9 +150,16 @@ def summary_table(s: dict) -> Table:
 
 
 def run_line_until(
-    cfg: LineConfig, total: int, timeout_s: float, record_dir: str | None = None, console: Console | None = None
+    cfg: LineConfig,
+    total: int,
+    timeout_s: float,
+    record_dir: str | None = None,
+    console: Console | None = None,
+    attach=None,
 ) -> dict:
-    """Start the line, follow the verdict stream until ``total`` verdicts (or timeout), drain, summarise."""
+    """Start the line, follow the verdict stream until ``total`` verdicts (or timeout), drain, summarise.
+    ``attach(supervisor)``, when given, runs once the line has started and returns a function called before the
+    drain whose result goes into the summary as ``attached`` (benchmarks watching the running line)."""
     from engines.select import DEFAULT_CACHE, ensure_onnx
 
     console = console or Console(stderr=True)
@@ -168,11 +175,13 @@ def run_line_until(
     after = last_id(client, cfg.redis.stream)
     stats = StreamStats()
     sup = Supervisor(cfg, record_dir)
+    finish = None
     t0 = time.monotonic()
     try:
         sup.start()
         if sup.page_address():
             console.print(f"line page: {sup.page_address()}")
+        finish = attach(sup) if attach else None
         with Live(status_line(stats, total, 0), console=console, refresh_per_second=4, transient=False) as live:
             while stats.verdicts < total and time.monotonic() - t0 < timeout_s:
                 after = stats.read(client, cfg.redis.stream, after)
@@ -182,6 +191,7 @@ def run_line_until(
                     after = stats.read(client, cfg.redis.stream, after, block_ms=500)
                     break
     finally:
+        attached = finish() if finish else None
         sup.stop()
         stats.read(client, cfg.redis.stream, after, block_ms=100)
         units = None
@@ -195,6 +205,8 @@ def run_line_until(
     s.update(expected=total, wall_s=round(time.monotonic() - t0, 2), redis_url=url, stream=cfg.redis.stream)
     if units is not None:
         s["units"] = units
+    if attached is not None:
+        s["attached"] = attached
     if cfg.timing_dir:
         s["timing"] = summarise(read_timing(Path(cfg.timing_dir)))
     return s

@@ -113,19 +113,10 @@ def engine_cache(tiny_checkpoint, tmp_path_factory) -> Path:
 
 @pytest.fixture
 def browser():
-    """Debian's chromium, headless, driven by Selenium through Debian's chromedriver (setup.sh installs both)."""
-    import shutil
+    """Debian's chromium, headless (pipeline/browser.py): missing, the test fails and says what to install."""
+    from pipeline.browser import headless_chromium
 
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
-    assert chromium and driver, "Debian's chromium and chromium-driver are needed (setup.sh installs them)"
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = chromium
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"):
-        opts.add_argument(arg)
-    b = webdriver.Chrome(service=Service(driver), options=opts)
+    b = headless_chromium()
     yield b
     b.quit()
 
