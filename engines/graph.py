@@ -2,7 +2,8 @@
 
 frames uint8 ``[B, H, W, C]``, roi uint8 ``[B, H, W]`` (255 = inspect; all 255 when a camera has no static
 mask) -> scores float ``[B]``, maps float ``[B, H, W]``. Inside: cast and normalisation, generator,
-U-Net, ROI restriction (learned attention times the static mask), mean-filter smoothing, max.
+U-Net, ROI restriction (learned attention times the static mask), mean-filter smoothing, the largest excess over
+the checkpoint's normal level (a constant map).
 """
 
 from __future__ import annotations
@@ -34,5 +35,5 @@ class InferenceGraph(nn.Module):
         # sigmoid, ROI and smoothing in float32 whatever the precision: cheap, and a half sigmoid near p = 0.5
         # rounds maps by ~5e-4 before any kernel difference, half of the export parity gate
         amap = torch.sigmoid(logits.to(torch.float32)).squeeze(1) * (roi.to(torch.float32) * (1.0 / 255.0))
-        scores, _ = smooth_and_score(amap, self.kernel)
+        scores, _ = smooth_and_score(amap, self.kernel, self.model.score_level.to(torch.float32))
         return scores, amap

@@ -1,15 +1,13 @@
 """The classical peer a machine-vision engineer tries first: no learning, a median filter.
 
 Each channel's absolute deviation from its own median-filtered copy, the largest over channels, and the image
-score is its maximum inside a fixed ROI (where the training ROIs agree: what one would draw for a fixed
-camera). The kernel and the threshold are chosen on the same self-validation set as the model's (held-out good
-images and synthetic marks), never on test labels; ``train`` fits it and stores it in the checkpoint, so
-``evaluate --baseline classic`` scores any test set beside the model.
+score is its maximum inside the model's ROI prior (model/roi_prior.py: where the training ROIs agree, what one
+would draw for a fixed camera). The kernel and the threshold are chosen on the same self-validation set as the
+model's (held-out good images and synthetic marks), never on test labels; ``train`` fits it and stores it in
+the checkpoint, so ``evaluate --baseline classic`` scores any test set beside the model.
 """
 
 from __future__ import annotations
-
-import base64
 
 import cv2
 import numpy as np
@@ -17,6 +15,7 @@ from pydantic import BaseModel
 
 from model import metrics
 from model.inference import calibrate_threshold
+from model.roi_prior import decode_mask, encode_mask
 from model.validation import ValidationSet
 
 KERNELS = (3, 5, 7, 9, 11, 15)
@@ -29,7 +28,7 @@ class ClassicBaseline(BaseModel):
     roi_png: str  # base64 PNG of the fixed ROI (255 = inspect)
 
     def roi(self) -> np.ndarray:
-        return cv2.imdecode(np.frombuffer(base64.b64decode(self.roi_png), np.uint8), cv2.IMREAD_GRAYSCALE) > 127
+        return decode_mask(self.roi_png)
 
     def score(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """uint8 ``[N, S, S, C]`` -> (scores ``[N]``, deviation maps in [0, 1] restricted to the ROI)."""
@@ -47,17 +46,11 @@ def deviation_maps(frames: np.ndarray, kernel: int) -> np.ndarray:
     return out
 
 
-def fixed_roi(rois: np.ndarray) -> np.ndarray:
-    """Pixels inside the ROI of at least half the training images (all of the frame when none has an ROI)."""
-    return rois.mean(axis=0) >= 0.5
-
-
 def fit_baseline(
-    train_rois: np.ndarray, vs: ValidationSet, quantile: float, margin: float, max_escape: float
+    roi: np.ndarray, vs: ValidationSet, quantile: float, margin: float, max_escape: float
 ) -> ClassicBaseline:
     """The kernel with the best image AUROC on the validation set (the smaller on ties), the threshold by the
-    model's own rule (``calibrate_threshold``) on its validation scores."""
-    roi = fixed_roi(train_rois)
+    model's own rule (``calibrate_threshold``) on its validation scores; ``roi`` is the model's ROI prior."""
     best: tuple[float, int, np.ndarray] | None = None
     for k in KERNELS:
         scores = (deviation_maps(vs.frames, k) * roi).reshape(len(vs.frames), -1).max(axis=1)
@@ -67,7 +60,4 @@ def fit_baseline(
     assert best is not None
     auroc, k, scores = best
     calib = calibrate_threshold(scores[vs.labels == 0], scores[vs.labels == 1], quantile, margin, max_escape)
-    ok, png = cv2.imencode(".png", roi.astype(np.uint8) * 255)
-    return ClassicBaseline(
-        kernel=k, threshold=calib["threshold"], val_image_auroc=auroc, roi_png=base64.b64encode(png).decode()
-    )
+    return ClassicBaseline(kernel=k, threshold=calib["threshold"], val_image_auroc=auroc, roi_png=encode_mask(roi))

@@ -10,6 +10,8 @@ import json
 import os
 from pathlib import Path
 
+import numpy as np
+import torch
 from pydantic import BaseModel, Field, ValidationError
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
@@ -17,6 +19,7 @@ from safetensors.torch import load_file, save_file
 from model.baseline import ClassicBaseline
 from model.config import GRDNetConfig
 from model.grdnet import GRDNet, create_grdnet
+from model.roi_prior import decode_mask
 
 META_KEY = "grdnet"
 BUNDLED_CHECKPOINT = Path(__file__).resolve().parents[1] / "assets" / "grdnet-vials-cpu.safetensors"
@@ -51,7 +54,14 @@ class CheckpointMeta(BaseModel):
     calibration: Calibration | None = None
     validation: dict | None = None  # self-validation: the kept epoch's figures and the curve
     baseline: ClassicBaseline | None = None  # the classical peer, fitted on the same validation set
+    # base64 PNG (model/roi_prior.py): where the training ROIs agree; the image score is taken inside it, and it
+    # is the ROI of a camera whose line config names no mask of its own (None: the whole frame)
+    roi_prior_png: str | None = None
     training: dict = Field(default_factory=dict)
+
+    def roi_prior(self) -> np.ndarray | None:
+        """bool ``[S, S]`` or None (checkpoints trained before the prior: the whole frame counts)."""
+        return None if self.roi_prior_png is None else decode_mask(self.roi_prior_png)
 
 
 class CheckpointError(ValueError):
@@ -104,7 +114,10 @@ def load_checkpoint(path: Path) -> tuple[GRDNet, CheckpointMeta]:
     meta = read_meta(path)
     model = create_grdnet(meta.config)
     try:
-        model.load_state_dict(load_file(str(path)))
+        state = load_file(str(path))
+        # written before the normal level existed: a zero level scores as those checkpoints were calibrated
+        state.setdefault("score_level", torch.zeros_like(model.score_level))
+        model.load_state_dict(state)
     except (RuntimeError, SafetensorError) as exc:
         raise CheckpointError(f"{path}: weights do not match the stored config: {exc}") from exc
     return model.eval(), meta

@@ -137,6 +137,14 @@ class InferenceConfig(_Strict):
     """Post-processing of the anomaly map into an image score (DRAEM: 21x21 mean filter, then max)."""
 
     smoothing_kernel: int = Field(21, ge=1)
+    roi_prior: bool = Field(
+        True, description="score inside the ROI prior (where the training ROIs agree), not the whole frame"
+    )
+    roi_prior_widen_px: int = Field(0, ge=0, description="the prior is dilated by this much for the product's jitter")
+    level_images: int = Field(
+        64, ge=0, description="good training frames whose maps set the normal level (model/level.py; 0: none)"
+    )
+    level_widen_px: int = Field(6, ge=0, description="the normal level is dilated by this much for jitter")
 
 
 class GRDNetConfig(_Strict):

@@ -8,14 +8,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 from rich.console import Console
 from rich.table import Table
 
 from model import metrics
 from model.checkpoint import CheckpointError, load_checkpoint
 from model.dataset import Sample, index_split, load_roi, read_image, read_mask
-from model.grdnet import smooth_and_score
 from model.inference import score_images
 from model.synth_dataset import OUTSIDE_ROI_PREFIX
 
@@ -90,15 +88,16 @@ def evaluate_checkpoint(
     masks = np.stack(
         [read_mask(s.mask_path, s.path, size) if s.mask_path else np.zeros((size, size), np.float32) for s in samples]
     )
-    scores, maps = score_images(model, frames)
     test_roi = np.stack([load_roi(s, size) for s in samples]) if use_test_roi else None
-    if test_roi is not None:
-        maps = maps * test_roi
-        s, _ = smooth_and_score(torch.from_numpy(maps), meta.config.inference.smoothing_kernel)
-        scores = s.numpy()
+    # without test masks the score is taken where the line takes it: inside the checkpoint's ROI prior
+    scores, maps = score_images(model, frames, test_roi if test_roi is not None else meta.roi_prior())
     labels = np.array([0 if s.label == "good" else 1 for s in samples])
     summary, per_class = judge(samples, labels, scores, maps, masks, meta.threshold)
-    summary.update(checkpoint=meta.id, test_roi_applied=use_test_roi)
+    summary.update(
+        checkpoint=meta.id,
+        test_roi_applied=use_test_roi,
+        roi_prior_applied=not use_test_roi and meta.roi_prior_png is not None,
+    )
     images = [
         {"path": str(s.path), "label": s.label, "score": float(sc), "reject": bool(sc > meta.threshold)}
         for s, sc in zip(samples, scores, strict=True)

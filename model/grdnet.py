@@ -22,6 +22,9 @@ class GRDNet(nn.Module):
         self.generator = Generator(net)
         self.discriminator = Discriminator(net)
         self.unet = UNet(2 * net.channels, net.unet_widths, net.unet_middle, net.unet_prior)
+        # the normal level: per pixel, the highest the smoothed map reached on good training frames (widened for
+        # jitter); the image score is the largest excess over it. Zeros until training sets it (model/level.py).
+        self.register_buffer("score_level", torch.zeros(net.image_size, net.image_size))
 
     def segment_logits(self, x: torch.Tensor, x_hat: torch.Tensor) -> torch.Tensor:
         return self.unet(torch.cat([x, x_hat], dim=1))
@@ -32,15 +35,19 @@ class GRDNet(nn.Module):
         return torch.sigmoid(self.segment_logits(x, x_hat)).squeeze(1)
 
 
-def smooth_and_score(maps: torch.Tensor, kernel: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """``[B, H, W]`` maps -> (scores ``[B]`` = max of the kernel x kernel mean-filtered map, smoothed maps).
+def smooth_and_score(
+    maps: torch.Tensor, kernel: int, level: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``[B, H, W]`` maps -> (scores ``[B]``, smoothed maps): the score is the max of the kernel x kernel
+    mean-filtered map, less the normal ``level`` ``[H, W]`` where one is given (what good frames reach there).
 
     Zero padding at the border with count_include_pad, so the filter is one fixed conv the ONNX graph
     and TensorRT run the same way.
     """
     smoothed = F.avg_pool2d(maps.unsqueeze(1), kernel, stride=1, padding=kernel // 2, count_include_pad=True)
     smoothed = smoothed.squeeze(1)
-    return smoothed.flatten(1).amax(dim=1), smoothed
+    excess = smoothed if level is None else smoothed - level
+    return excess.flatten(1).amax(dim=1), smoothed
 
 
 def create_grdnet(cfg: GRDNetConfig) -> GRDNet:

@@ -10,14 +10,20 @@ from model.grdnet import GRDNet, smooth_and_score
 
 
 @torch.no_grad()
-def score_images(model: GRDNet, images: np.ndarray, batch_size: int = 16) -> tuple[np.ndarray, np.ndarray]:
-    """uint8 ``[N, H, W, C]`` at the model's size -> (scores ``[N]``, raw maps ``[N, H, W]``)."""
+def score_images(
+    model: GRDNet, images: np.ndarray, roi: np.ndarray | None = None, batch_size: int = 16
+) -> tuple[np.ndarray, np.ndarray]:
+    """uint8 ``[N, H, W, C]`` at the model's size -> (scores ``[N]``, maps ``[N, H, W]``), the maps restricted to
+    ``roi`` (bool ``[H, W]`` or ``[N, H, W]``; None: the whole frame) as the inference graph restricts them."""
     model.eval()
     kernel = model.cfg.inference.smoothing_kernel
     scores, maps = [], []
     for start in range(0, len(images), batch_size):
         m = model.anomaly_map(to_tensor(images[start : start + batch_size]))
-        s, _ = smooth_and_score(m, kernel)
+        if roi is not None:
+            r = roi if roi.ndim == 2 else roi[start : start + batch_size]
+            m = m * torch.from_numpy(np.ascontiguousarray(r, dtype=np.float32))
+        s, _ = smooth_and_score(m, kernel, model.score_level)
         scores.append(s.numpy())
         maps.append(m.numpy())
     return np.concatenate(scores), np.concatenate(maps)

@@ -21,6 +21,7 @@ from model.config import GRDNetConfig
 from model.dataset import DatasetError, TrainSet, index_split, load_train_images
 from model.grdnet import GRDNet, create_grdnet
 from model.inference import calibrate_threshold, score_images
+from model.level import level_indices, normal_level
 from model.losses import (
     adversarial_loss,
     contextual_loss,
@@ -28,6 +29,7 @@ from model.losses import (
     encoder_loss,
     roi_focal_loss,
 )
+from model.roi_prior import encode_mask, fixed_roi
 from model.validation import build_validation_set, validate
 
 
@@ -249,6 +251,9 @@ def train(
         seed=seed,
     )
     loader = make_loader(ds, cfg, seed)
+    inf = cfg.inference
+    prior = fixed_roi(rois[train_idx], inf.roi_prior_widen_px) if inf.roi_prior else None
+    level_frames = images[train_idx][level_indices(len(train_idx), inf.level_images)] if inf.level_images else None
     vs = (
         build_validation_set(images[hold_idx], rois[hold_idx], seed, tc.val_defects_per_image)
         if len(hold_idx)
@@ -267,7 +272,11 @@ def train(
         if vs is not None and tc.validate_every and (epoch + 1) % tc.validate_every == 0:
             v0 = time.monotonic()
             recompute_bn_statistics(model, loader, tc.bn_batches, epoch_tag=100_000 + epoch)
-            figures, val_scores = validate(model.eval(), vs, tc.smoothing_kernels)
+            model.eval()
+            good_maps = None
+            if level_frames is not None:  # half the level frames: a validation every other epoch must stay cheap
+                good_maps = score_images(model, level_frames[: max(1, len(level_frames) // 2)], prior)[1]
+            figures, val_scores = validate(model, vs, tc.smoothing_kernels, prior, good_maps, inf.level_widen_px)
             figures.update(epoch=epoch + 1, seconds=round(time.monotonic() - v0, 1))
             selection.offer(model, figures, val_scores)
             means["seconds"] += figures["seconds"]
@@ -281,7 +290,9 @@ def train(
             break
         elapsed = time.monotonic() - t0
         slowest = max(h["seconds"] for h in history)  # predict the next epoch by the slowest so far
-        if max_minutes is not None and elapsed + slowest > max_minutes * 60 and epoch + 1 < tc.epochs:
+        # the final normal level and the validation under it take about 1.5 validations after the loop
+        final_s = 1.5 * selection.curve[-1]["seconds"] if selection.curve and level_frames is not None else 0.0
+        if max_minutes is not None and elapsed + slowest + final_s > max_minutes * 60 and epoch + 1 < tc.epochs:
             stop_reason = f"max-minutes {max_minutes} (next epoch would end past it)"
             break
 
@@ -291,11 +302,16 @@ def train(
     else:
         recompute_bn_statistics(model, loader, tc.bn_batches, epoch_tag=200_000)
     model.eval()
+    if level_frames is not None:  # the kept weights' normal level, from all the level frames
+        good_maps = score_images(model, level_frames, prior)[1]
+        level = normal_level(good_maps, cfg.inference.smoothing_kernel, inf.level_widen_px)
+        model.score_level.copy_(torch.from_numpy(level))
     if vs is None:  # no holdout: calibrate on the training images themselves (optimistic; said in the metadata)
-        vs_scores, labels = score_images(model, images[train_idx])[0], np.zeros(len(train_idx), int)
-    else:  # the kept epoch's scores (same weights, statistics and kernel), or one pass when none was validated
+        vs_scores, labels = score_images(model, images[train_idx], prior)[0], np.zeros(len(train_idx), int)
+    else:  # validation scores under the final level (the kept epoch's used half the level frames)
         labels = vs.labels
-        vs_scores = selection.scores if selection.scores is not None else validate(model, vs)[1]
+        reuse = selection.scores is not None and level_frames is None
+        vs_scores = selection.scores if reuse else validate(model, vs, roi=prior)[1]
     calib = calibrate_threshold(
         vs_scores[labels == 0], vs_scores[labels == 1], tc.threshold_quantile, tc.threshold_margin, tc.max_val_escape
     )
@@ -303,7 +319,13 @@ def train(
         raise ValueError("calibrated threshold is not finite: training diverged")
     baseline = None
     if vs is not None:
-        baseline = fit_baseline(rois[train_idx], vs, tc.threshold_quantile, tc.threshold_margin, tc.max_val_escape)
+        baseline = fit_baseline(
+            fixed_roi(rois[train_idx], inf.roi_prior_widen_px),
+            vs,
+            tc.threshold_quantile,
+            tc.threshold_margin,
+            tc.max_val_escape,
+        )
     meta = CheckpointMeta(
         config=cfg,
         threshold=calib.pop("threshold"),
@@ -320,6 +342,7 @@ def train(
         ),
         validation=None if selection.best is None else {"kept": selection.best, "curve": selection.curve},
         baseline=baseline,
+        roi_prior_png=None if prior is None else encode_mask(prior),
         training={
             "data": str(data_dir),
             "seed": seed,

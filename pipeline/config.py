@@ -88,6 +88,9 @@ class CameraConfig(_Strict):
     replay: ReplaySource | None = None
     crop: tuple[int, int, int, int] | None = Field(None, description="x, y, width, height before resizing")
     roi_mask: str | None = Field(None, description="static ROI PNG (255 = inspect) in frame coordinates")
+    roi_prior: bool = Field(
+        True, description="without roi_mask: inspect inside the checkpoint's ROI prior (false: the whole frame)"
+    )
     threshold: float | None = Field(None, description="overrides the checkpoint's calibrated threshold")
     max_frames: int | None = Field(None, ge=1, description="stop after this many frames (tests, demo)")
 

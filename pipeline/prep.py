@@ -11,10 +11,15 @@ from pipeline.config import CameraConfig
 
 
 class CameraPrep:
-    def __init__(self, cam: CameraConfig | None, size: int, channels: int) -> None:
+    """``roi_prior``: the checkpoint's ROI prior (bool, model size), the mask of a camera that names none; a
+    camera's own ``roi_mask`` replaces it, and with neither the whole frame is inspected."""
+
+    def __init__(self, cam: CameraConfig | None, size: int, channels: int, roi_prior: np.ndarray | None = None) -> None:
         self.size, self.channels = size, channels
         self.crop = cam.crop if cam else None
         self.roi = np.full((size, size), 255, np.uint8)
+        if roi_prior is not None and roi_prior.shape == (size, size) and (cam is None or cam.roi_prior):
+            self.roi = np.where(roi_prior, 255, 0).astype(np.uint8)
         if cam and cam.roi_mask:
             mask = cv2.imread(cam.roi_mask, cv2.IMREAD_GRAYSCALE)
             if mask is None:

@@ -233,7 +233,7 @@ def worker_main(cfg_json: str, index: int, ready=None, heartbeat=None) -> None:
     if w.archive.enabled:
         archive = RejectArchive(Path(w.archive.dir), int(w.archive.max_mb * 2**20), on_skip=metrics.archive_skipped.inc)
     publisher = ThreadedPublisher(inner)
-    worker = Worker(cfg, engine, meta.id, meta.threshold, publisher, metrics, archive)
+    worker = Worker(cfg, engine, meta.id, meta.threshold, publisher, metrics, archive, meta.roi_prior())
     # read on the publisher thread every second for the line page
     publisher.status = (LineKeys(r.stream).worker_status(index), lambda: worker_status(worker, engine, inner, index))
     if cfg.timing_dir:

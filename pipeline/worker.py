@@ -77,7 +77,9 @@ class Worker:
         publisher: VerdictPublisher,
         metrics: WorkerMetrics | None = None,
         archive: RejectArchive | None = None,
+        roi_prior: np.ndarray | None = None,
     ) -> None:
+        """``roi_prior``: the checkpoint's (bool, at the model's size), the ROI of a camera without a mask."""
         w = cfg.worker
         self.engine, self.model_id, self.default_threshold = engine, model_id, threshold
         self.publisher, self.archive = publisher, archive
@@ -87,7 +89,9 @@ class Worker:
         )
         self.deadline_ns = int(w.deadline_ms * 1e6)
         self.cameras = known_cameras(cfg)  # fixed at start: no message can grow what the worker keeps per camera
-        self.preps = {name: CameraPrep(c, engine.image_size, engine.channels) for name, c in self.cameras.items()}
+        self.preps = {
+            name: CameraPrep(c, engine.image_size, engine.channels, roi_prior) for name, c in self.cameras.items()
+        }
         self.warn = RateLimitedLog(log)
         self.counts: dict[str, int] = {}
         self.timing: TimingLog | None = None  # set by the process when cfg.timing_dir is given

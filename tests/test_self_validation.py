@@ -6,11 +6,12 @@ import pytest
 import torch
 
 import model.train as train_module
-from model.baseline import deviation_maps, fit_baseline, fixed_roi
+from model.baseline import deviation_maps, fit_baseline
 from model.checkpoint import load_checkpoint
 from model.dataset import TrainSet, random_patch
 from model.grdnet import create_grdnet
 from model.inference import calibrate_threshold
+from model.roi_prior import fixed_roi
 from model.train import Selection, train
 from model.validation import build_validation_set, validate
 from model.vials import render_vial_frame
@@ -80,8 +81,8 @@ def test_training_records_the_curve_keeps_its_best_epoch_and_stops_early(tiny_da
     aurocs = iter([0.9, 0.8, 0.7, 0.95])
     real_validate = train_module.validate
 
-    def scripted(model, vs, kernels=None):
-        figures, scores = real_validate(model, vs, kernels)
+    def scripted(model, vs, *args, **kwargs):
+        figures, scores = real_validate(model, vs, *args, **kwargs)
         return {**figures, "image_auroc": next(aurocs, 0.5), "collapsed": False}, scores
 
     monkeypatch.setattr(train_module, "validate", scripted)
@@ -114,7 +115,7 @@ def test_median_baseline_finds_a_dark_dot_inside_its_roi():
 def test_baseline_is_fitted_on_validation_only_and_separates_marks():
     images, rois = _frames(8)
     vs = build_validation_set(images, rois, seed=1, per_image=2)
-    b = fit_baseline(rois, vs, 0.99, 0.5, 0.05)
+    b = fit_baseline(fixed_roi(rois), vs, 0.99, 0.5, 0.05)
     scores, maps = b.score(vs.frames)
     assert b.val_image_auroc > 0.6 and maps.shape == (len(vs.frames), 128, 128)
     assert not maps[:, ~b.roi()].any(), "nothing outside the fixed ROI counts"
@@ -177,3 +178,43 @@ def test_model_bench_table_gives_every_seed_the_mean_and_the_worst():
     lines = table.splitlines()
     assert len(lines) == 2 + 3 + 1 and "| ampoule | **mean** | 0.800 |" in lines[-1]
     assert "worst seed 1: image AUROC 0.700" in lines[-1] and "crack 0.700" in lines[3]
+
+
+def test_roi_prior_is_where_training_rois_agree_widened_and_survives_the_png():
+    from model.roi_prior import decode_mask, encode_mask
+
+    rois = np.zeros((4, 32, 32), np.float32)
+    rois[:, 10:20, 10:20] = 1
+    rois[0, 0:5, 0:5] = 1  # one image's stray ROI does not make the prior
+    prior = fixed_roi(rois)
+    assert prior[10:20, 10:20].all() and prior.sum() == 100
+    wide = fixed_roi(rois, widen_px=2)
+    assert wide[8:22, 8:22].all() and wide.sum() == 14 * 14
+    assert (decode_mask(encode_mask(wide)) == wide).all()
+
+
+def test_normal_level_discounts_what_lights_every_good_frame_but_not_a_new_mark():
+    from model.grdnet import smooth_and_score
+    from model.level import level_indices, normal_level
+
+    good = np.zeros((6, 32, 32), np.float32)
+    for i in range(6):
+        good[i, 5, 5 + i % 2] = 1.0  # a normal structure, jittering by a pixel
+    level = normal_level(good, 3, widen_px=1)
+    assert level[5, 5] > 0.1 and level[20, 20] == 0
+    frames = np.zeros((2, 32, 32), np.float32)
+    frames[0, 5, 6] = 1.0  # the normal structure only
+    frames[1, 20, 20] = 0.6  # a fainter mark where good frames are quiet
+    plain, _ = smooth_and_score(torch.from_numpy(frames), 3)
+    levelled, _ = smooth_and_score(torch.from_numpy(frames), 3, torch.from_numpy(level))
+    assert plain[0] > plain[1], "without the level the normal structure outscores the mark"
+    assert levelled[1] > levelled[0], "with it the mark decides"
+    assert list(level_indices(100, 4)) == [0, 33, 66, 99] and list(level_indices(3, 8)) == [0, 1, 2]
+
+
+def test_tiny_checkpoint_carries_its_roi_prior_and_normal_level(tiny_checkpoint):
+    model, meta = load_checkpoint(tiny_checkpoint)
+    prior = meta.roi_prior()
+    assert prior is not None and prior.shape == (64, 64) and 0 < prior.mean() < 1
+    level = model.score_level.numpy()
+    assert level.shape == (64, 64) and level.max() > 0, "training set the level from good frames"

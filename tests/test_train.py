@@ -26,7 +26,7 @@ def test_checkpoint_weights_load_with_weights_only_semantics(tiny_checkpoint):
 
     with safe_open(str(tiny_checkpoint), framework="pt") as f:
         assert set(f.metadata()) == {"grdnet"}
-        assert all(k.split(".")[0] in {"generator", "discriminator", "unet"} for k in f.keys())
+        assert all(k.split(".")[0] in {"generator", "discriminator", "unet", "score_level"} for k in f.keys())
 
 
 def test_train_writes_exactly_the_path_and_max_minutes_stops_at_an_epoch(tiny_data, tmp_path):

@@ -235,3 +235,22 @@ def test_archive_never_names_a_file_outside_its_folder(tmp_path, camera):
     archive = RejectArchive(tmp_path / "rejects", max_bytes=10**6, on_skip=lambda: skipped.append(1))
     assert archive.path_for(camera, 0, 1) is None and skipped == [1]
     archive.close()
+
+
+def test_a_camera_without_a_mask_is_judged_inside_the_checkpoints_roi_prior(tmp_path):
+    import cv2
+
+    from pipeline.config import CameraConfig
+    from pipeline.prep import CameraPrep
+
+    prior = np.zeros((32, 32), bool)
+    prior[8:24, 8:24] = True
+    assert (CameraPrep(CameraConfig(name="a"), 32, 3, prior).roi == np.where(prior, 255, 0)).all()
+    whole = CameraPrep(CameraConfig(name="a", roi_prior=False), 32, 3, prior)
+    assert (whole.roi == 255).all(), "roi_prior: false inspects the whole frame"
+    own = np.zeros((64, 64), np.uint8)
+    own[:32] = 255
+    cv2.imwrite(str(tmp_path / "m.png"), own)
+    mine = CameraPrep(CameraConfig(name="a", roi_mask=str(tmp_path / "m.png")), 32, 3, prior)
+    assert (mine.roi[:16] == 255).all() and (mine.roi[16:] == 0).all(), "a camera's own mask replaces the prior"
+    assert (CameraPrep(CameraConfig(name="a"), 16, 3, prior).roi == 255).all(), "a prior of another size is ignored"
