@@ -205,6 +205,10 @@ class CarouselConfig(_Strict):
     ejector: int = Field(ge=1, description="the ejector's position in pitches from load")
     decision_margin_ms: float = Field(50.0, ge=0, description="a unit's decision is due this long before the ejector")
     start_lead_s: float = Field(1.0, ge=0, description="tick 0 this long after the cameras are ready")
+    max_load: float = Field(
+        0.8, gt=0, le=1, description="the stations may need at most this share of the frames/s the workers measured"
+    )
+    check_capacity: bool = Field(True, description="workers time their engine at start; refuse a rate above it")
     stream: str = "grdnet:units"
     t0_ns: int = Field(0, ge=0, description="tick 0 (set by the supervisor at start)")
 

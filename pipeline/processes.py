@@ -198,7 +198,9 @@ def camera_main(cfg_json: str, index: int, record_dir: str | None = None, clock=
         log.info("stopped after %d frames", sent)
 
 
-def worker_main(cfg_json: str, index: int, ready=None, heartbeat=None) -> None:
+def worker_main(cfg_json: str, index: int, ready=None, heartbeat=None, capacity=None) -> None:
+    """``capacity``: a shared double; on a carousel that checks its rate, the first start writes its engine's
+    measured frames/s there before it says ready (engines/capacity.py)."""
     from engines.select import DEFAULT_CACHE, open_engine
     from model.checkpoint import read_meta
     from pipeline.archive import RejectArchive
@@ -250,6 +252,11 @@ def worker_main(cfg_json: str, index: int, ready=None, heartbeat=None) -> None:
 
         auth = secure_server(ctx, sock, w.curve)
     sock.bind(w.endpoints[index])
+    if capacity is not None and capacity.value == 0.0 and cfg.carousel and cfg.carousel.check_capacity:
+        from engines.capacity import measure_frames_per_s
+
+        capacity.value = measure_frames_per_s(engine, w.max_batch)
+        log.info("engine measured %.1f frames/s at batch %d", capacity.value, min(w.max_batch, engine.max_batch))
     if ready is not None:
         ready.set()
     run_worker(worker, sock, stop, heartbeat=heartbeat)

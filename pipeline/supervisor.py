@@ -48,10 +48,13 @@ class Supervisor:
         cfg_json = cfg.model_dump_json()
         self.ready = [self.ctx.Event() for _ in cfg.worker.endpoints]
         self.workers = []
+        self.capacity = [self.ctx.Value("d", 0.0, lock=False) for _ in cfg.worker.endpoints]  # frames/s measured
         for i in range(len(cfg.worker.endpoints)):
             beat = self.ctx.Value("d", 0.0, lock=False)
             self.workers.append(
-                Managed(f"worker[{i}]", worker_main, (cfg_json, i, self.ready[i], beat), heartbeat=beat)
+                Managed(
+                    f"worker[{i}]", worker_main, (cfg_json, i, self.ready[i], beat, self.capacity[i]), heartbeat=beat
+                )
             )
         self.reconciler = [Managed("reconciler", reconciler_main, (cfg_json,))] if cfg.ledger.enabled else []
         # the carousel's tick 0, shared with the cameras and the aggregator (restarted ones too)
@@ -98,6 +101,13 @@ class Supervisor:
             log.warning(
                 "Redis at %s not reachable yet: verdicts and ledger wait in memory", mask_url(self.cfg.redis.url)
             )
+        try:
+            self._start_processes()
+        except Exception:
+            self.stop(timeout_s=10.0)  # nothing started is left running behind a refusal
+            raise
+
+    def _start_processes(self) -> None:
         for m in (*self.page, *self.reconciler, *self.workers):
             self._start(m)
         end = time.monotonic() + self.ready_timeout_s
@@ -107,9 +117,21 @@ class Supervisor:
                     raise RuntimeError(f"{m.name} exited with code {m.proc.exitcode} before it was ready")
                 if time.monotonic() > end:
                     raise RuntimeError(f"{m.name} not ready after {self.ready_timeout_s:.0f} s")
+        self._check_capacity()
         for m in (*self.aggregator, *self.cameras):
             self._start(m)
         self._start_carousel_clock()
+
+    def _check_capacity(self) -> None:
+        """Refuse a carousel the workers cannot keep up with (CapacityError, one line; the caller stops what
+        started). A camera host has no workers to time: the worker host checks."""
+        c = self.cfg.carousel
+        if c is None or not c.check_capacity or not self.workers:
+            return
+        from engines.capacity import check_carousel_rate
+
+        line = check_carousel_rate(c.units_per_minute, len(c.stations), [v.value for v in self.capacity], c.max_load)
+        log.info(line)
 
     def _start_carousel_clock(self) -> None:
         """Tick 0 of the encoder, ``start_lead_s`` after every camera and the aggregator is ready (process

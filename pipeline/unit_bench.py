@@ -59,6 +59,7 @@ def carousel_config(
             stations=STATIONS,
             ejector=max(STATIONS.values()) + SLACK_PITCHES,
             stream=f"grdnet:ub-units:{time.time_ns()}",
+            check_capacity=False,  # the bench runs past capacity on purpose: that is where it finds the limit
         ),
         metrics=MetricsConfig(enabled=False),
         page=PageConfig(enabled=False),

@@ -202,3 +202,58 @@ def test_genicam_frames_carry_the_device_frame_counter():
     seqs = [next(it).device_seq for _ in range(4)]
     it.close()
     assert all(s is not None for s in seqs) and seqs == sorted(seqs) and len(set(seqs)) == 4, seqs
+
+
+def test_carousel_rate_check_states_need_and_measured_capacity():
+    from engines.capacity import CapacityError, check_carousel_rate
+
+    line = check_carousel_rate(240, 2, [10.0, 5.0], 0.8)  # 8 frames/s needed, 12 allowed
+    assert "needs 8.0 frames/s" in line and "15.0 frames/s" in line
+    with pytest.raises(CapacityError, match=r"needs 10.0 frames/s.*slow the carousel to 240 units/min"):
+        check_carousel_rate(300, 2, [10.0], 0.8)
+
+
+def test_engine_frames_per_s_is_measured_on_the_engine_itself(tiny_onnx):
+    from engines.capacity import measure_frames_per_s
+    from engines.ort_engine import OnnxRuntimeEngine
+
+    engine = OnnxRuntimeEngine(tiny_onnx, threads=1, max_batch=4)
+    calls = []
+    real = engine.infer
+    engine.infer = lambda f, r: calls.append(len(f)) or real(f, r)
+    fps = measure_frames_per_s(engine, batch=8, min_seconds=0.2, min_batches=3)
+    assert fps > 0 and len(calls) >= 4 and set(calls) == {4}, "warm-up plus whole batches at the engine's max"
+
+
+def test_a_carousel_faster_than_the_measured_workers_is_refused_at_start(tmp_path, tiny_checkpoint, engine_cache):
+    from engines.capacity import CapacityError
+    from pipeline.supervisor import Supervisor
+
+    carousel = CarouselConfig(
+        units_per_minute=600_000, stations={"body": 1, "meniscus": 3}, ejector=50, decision_margin_ms=0
+    )
+    cfg = LineConfig(
+        cameras=[
+            CameraConfig(name="body", synthetic={"size": 96}),
+            CameraConfig(name="meniscus", synthetic={"size": 96}),
+        ],
+        worker=WorkerConfig(
+            endpoints=[f"ipc://{tmp_path}/w.sock"],
+            checkpoint=str(tiny_checkpoint),
+            engine="onnxruntime",
+            threads=1,
+            deadline_ms=1,
+            archive={"enabled": False},
+        ),
+        redis=RedisConfig(url="redis://127.0.0.1:1/0"),
+        ledger=LedgerConfig(enabled=False),
+        carousel=carousel,
+        metrics=MetricsConfig(enabled=False),
+        page=PageConfig(enabled=False),
+        cache_dir=str(engine_cache),
+    )
+    sup = Supervisor(cfg)
+    with pytest.raises(CapacityError, match=r"600000 units/min x 2 stations needs 20000.0 frames/s"):
+        sup.start()
+    assert sup.capacity[0].value > 0, "the worker measured its engine before saying ready"
+    assert not sup.alive() and all(m.proc is None for m in sup.cameras), "no camera started, no worker left"

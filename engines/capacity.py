@@ -1,0 +1,54 @@
+"""What an engine can judge per second, measured where it runs, and the carousel rate check built on it.
+
+A carousel turning faster than its workers can judge ejects every unit for lateness once the queues fill;
+the config alone cannot know that. Each worker times its own engine at start-up (the same process, threads
+and batch it will run with, so the figure includes whatever shares the host) and the supervisor refuses to
+start the cameras when the stations need more frames a second than the workers measured.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from engines.base import Engine
+
+
+def measure_frames_per_s(engine: Engine, batch: int, min_seconds: float = 1.0, min_batches: int = 3) -> float:
+    """Frames a second of ``engine`` at ``batch``: one warm-up batch, then whole batches for at least
+    ``min_seconds`` and ``min_batches`` (convolutions cost the same whatever the pixels: zeros will do)."""
+    b = max(1, min(batch, engine.max_batch))
+    s, c = engine.image_size, engine.channels
+    frames = np.zeros((b, s, s, c), np.uint8)
+    roi = np.full((b, s, s), 255, np.uint8)
+    engine.infer(frames, roi)
+    n, t0 = 0, time.perf_counter()
+    while n < min_batches or time.perf_counter() - t0 < min_seconds:
+        engine.infer(frames, roi)
+        n += 1
+    return n * b / (time.perf_counter() - t0)
+
+
+class CapacityError(RuntimeError):
+    """The configured carousel needs more frames a second than the workers measured."""
+
+
+def check_carousel_rate(
+    units_per_minute: float, stations: int, worker_frames_per_s: list[float], max_load: float
+) -> str:
+    """One line on what the carousel needs and what the workers measured; CapacityError when the need exceeds
+    ``max_load`` of the measured total (queues and batching need headroom: past it units go late)."""
+    need = units_per_minute / 60.0 * stations
+    have = sum(worker_frames_per_s)
+    figures = ", ".join(f"{f:.1f}" for f in worker_frames_per_s)
+    line = (
+        f"carousel: {units_per_minute:g} units/min x {stations} stations needs {need:.1f} frames/s; "
+        f"the workers measured {have:.1f} frames/s ({figures})"
+    )
+    if need > max_load * have:
+        raise CapacityError(
+            f"{line}, and the line runs them at most at {max_load:.0%}: slow the carousel to "
+            f"{max_load * have * 60 / stations:.0f} units/min or less, or add workers"
+        )
+    return line
