@@ -41,6 +41,9 @@ class SyntheticSource(_Strict):
     pool: int = Field(0, ge=0, description="0: render every frame; N: render N frames once and cycle (benchmarks)")
     trigger_drop_rate: float = Field(0.0, ge=0, lt=1, description="on a carousel: triggers missed (tests)")
     trigger_repeat_rate: float = Field(0.0, ge=0, lt=1, description="on a carousel: triggers seen twice (tests)")
+    trigger_buffers: int = Field(
+        4, ge=1, description="on a carousel: exposed frames held for a late host; past them triggers are lost"
+    )
 
 
 class GenICamSource(_Strict):

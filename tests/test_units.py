@@ -257,3 +257,22 @@ def test_a_carousel_faster_than_the_measured_workers_is_refused_at_start(tmp_pat
         sup.start()
     assert sup.capacity[0].value > 0, "the worker measured its engine before saying ready"
     assert not sup.alive() and all(m.proc is None for m in sup.cameras), "no camera started, no worker left"
+
+
+def test_a_triggered_camera_holds_frames_for_a_late_host_and_loses_only_past_its_buffers():
+    from pipeline.config import SyntheticSource
+    from pipeline.sources.synthetic import triggered_frames
+
+    period_ms = 40
+    tl = Timeline(time.time_ns() + 100_000_000, period_ms * 1_000_000, ejector=50, margin_ns=0)
+    frames = triggered_frames(SyntheticSource(size=32, pool=2, trigger_buffers=4), tl)
+    first = next(frames)
+    assert first.t_acq_ns == tl.t0_ns + first.trigger * tl.period_ns, "acquired at its trigger"
+    time.sleep(2.5 * period_ms / 1000)  # the host is busy for 2.5 pitches: inside the camera's 4 buffers
+    late = [next(frames) for _ in range(3)]
+    assert [f.trigger for f in late] == [first.trigger + 1, first.trigger + 2, first.trigger + 3], "none lost"
+    assert all(f.t_acq_ns == tl.t0_ns + f.trigger * tl.period_ns for f in late), "stamped at exposure, not fetch"
+    time.sleep(9 * period_ms / 1000)  # 9 pitches away: the buffers overflowed, the oldest triggers are gone
+    after = next(frames)
+    assert after.trigger > late[-1].trigger + 1, "triggers past the buffers are lost"
+    assert after.trigger >= tl.tick_at(time.time_ns()) - 4, "the camera keeps its newest buffers"

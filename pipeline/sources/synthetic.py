@@ -39,9 +39,12 @@ def synthetic_frames(cfg: SyntheticSource, fps: float, camera_index: int = 0) ->
 
 
 def triggered_frames(cfg: SyntheticSource, timeline: Timeline, camera_index: int = 0) -> Iterator[SourceFrame]:
-    """A camera on the carousel: one frame per encoder tick, stamped with the tick (its trigger identity).
-    ``trigger_drop_rate`` of the ticks are missed and ``trigger_repeat_rate`` are seen twice (seeded), so slot
-    integrity is tested end to end; a tick the renderer could not keep up with is missed the same way."""
+    """A camera on the carousel: one frame per encoder tick, stamped with the tick (its trigger identity) and
+    exposed at the tick's time. ``trigger_drop_rate`` of the ticks are missed and ``trigger_repeat_rate`` are
+    seen twice (seeded), so slot integrity is tested end to end. Like a hardware-triggered camera, it holds
+    ``trigger_buffers`` exposed frames for a host process that fetches late (a loaded machine delays the fetch,
+    not the exposure: such frames arrive late and are judged late, not missing); a host further behind than
+    that loses the oldest triggers, as a camera whose buffers overflowed does."""
     pool = [_render(cfg, camera_index, i) for i in range(cfg.pool)]
     k = max(0, timeline.tick_at(time.time_ns()) + 1)
     rng = np.random.default_rng([cfg.seed, camera_index, 7919, k])
@@ -50,14 +53,14 @@ def triggered_frames(cfg: SyntheticSource, timeline: Timeline, camera_index: int
         delay = t_k - time.time_ns()
         if delay > 0:
             time.sleep(delay / 1e9)
-        elif -delay > timeline.period_ns // 2:  # behind by half a pitch: this trigger is gone
-            k = max(k + 1, timeline.tick_at(time.time_ns()) + 1)
+        elif -delay > cfg.trigger_buffers * timeline.period_ns:  # the buffers overflowed: the oldest are gone
+            k = max(k + 1, timeline.tick_at(time.time_ns()) - cfg.trigger_buffers + 1)
             continue
         if rng.random() < cfg.trigger_drop_rate:
             k += 1
             continue
         frame = pool[k % len(pool)].copy() if pool else _render(cfg, camera_index, k)
-        yield SourceFrame(frame, time.time_ns(), trigger=k)
+        yield SourceFrame(frame, t_k, trigger=k)  # acquired at its trigger, however late it is fetched
         if rng.random() < cfg.trigger_repeat_rate:
-            yield SourceFrame(frame.copy(), time.time_ns(), trigger=k)
+            yield SourceFrame(frame.copy(), t_k, trigger=k)
         k += 1
