@@ -11,6 +11,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from engines.select import KINDS  # light: no runtime is imported until an engine is opened
+
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
 
 
@@ -329,7 +331,7 @@ def _line_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--redis-url", default="redis://127.0.0.1:6379/0", help="a local redis-server is started when none answers here"
     )
-    p.add_argument("--engine", default="auto", choices=["auto", "tensorrt", "onnxruntime", "torch"])
+    p.add_argument("--engine", default="auto", choices=KINDS)
     p.add_argument("--summary-json", help="write the run's summary here")
     p.add_argument("--page-port", type=int, default=8088, help="the live line page (a free port if this one is taken)")
     p.add_argument("--no-page", action="store_true", help="run without the live line page")
@@ -373,7 +375,7 @@ def build_parser() -> argparse.ArgumentParser:
     ub.add_argument("--rates", default="120,240,360,480", help="units per minute, comma separated")
     ub.add_argument("--seconds", type=float, default=20.0, help="carousel time per rate")
     ub.add_argument("--checkpoint", default=str(_bundled()))
-    ub.add_argument("--engine", default="auto", choices=["auto", "tensorrt", "onnxruntime", "torch"])
+    ub.add_argument("--engine", default="auto", choices=KINDS)
     ub.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
     ub.add_argument("--json")
 
@@ -468,7 +470,7 @@ def build_parser() -> argparse.ArgumentParser:
     n.add_argument("--threads", type=int, help="CPU threads per engine (default: all cores)")
     n.add_argument("--seconds", type=float, default=2.0, help="--engine-only: minimum timing per engine and batch")
     n.add_argument("--report", help="folder for a Markdown summary and PNG plots")
-    n.add_argument("--engine", default="auto", choices=["auto", "tensorrt", "onnxruntime", "torch"])
+    n.add_argument("--engine", default="auto", choices=KINDS)
     n.add_argument("--cameras", type=int, default=2)
     n.add_argument(
         "--rate", type=float, default=3.0, help="default offered rate, frames/s over all cameras (the demo's)"

@@ -61,8 +61,10 @@ def bench_engines(engines: list[Engine], batches: list[int], min_seconds: float 
 
 
 def open_all(checkpoint: Path, cache_dir: Path, max_batch: int, threads: int | None, log=print) -> list[Engine]:
-    """Torch eager, ONNX Runtime, and TensorRT when this machine has it."""
+    """Torch eager, ONNX Runtime, OpenVINO and TensorRT where this machine has them."""
+    from engines.openvino_engine import openvino_installed
     from engines.select import detect_kind, open_engine
 
-    kinds = ["torch", "onnxruntime"] + (["tensorrt"] if detect_kind("auto") == "tensorrt" else [])
+    kinds = ["torch", "onnxruntime"] + (["openvino"] if openvino_installed() else [])
+    kinds += ["tensorrt"] if detect_kind("auto") == "tensorrt" else []
     return [open_engine(k, checkpoint, cache_dir, max_batch, threads, log=log) for k in kinds]

@@ -1,4 +1,5 @@
-"""Choosing and opening an engine: ``auto`` = TensorRT when a GPU and TensorRT are present, else ONNX Runtime.
+"""Choosing and opening an engine: ``auto`` = TensorRT when a GPU and TensorRT are present, else the faster of
+ONNX Runtime and OpenVINO on this CPU (measured once per host and batch, engines/cpu_choice.py).
 
 Compiled artefacts for a checkpoint are cached under ``cache_dir/<checkpoint id>/`` so the line exports
 (and builds) once per model, not once per start.
@@ -12,7 +13,7 @@ from pathlib import Path
 
 from engines.base import Engine, EngineError
 
-KINDS = ("auto", "tensorrt", "onnxruntime", "torch")
+KINDS = ("auto", "tensorrt", "onnxruntime", "openvino", "torch")
 DEFAULT_CACHE = Path(os.environ.get("GRDNET_CACHE", Path.home() / ".cache" / "grdnet-line"))
 
 
@@ -78,10 +79,17 @@ def open_engine(
 
         return TorchEngine(checkpoint, max_batch, threads)
     onnx_path = ensure_onnx(checkpoint, cache_dir, max_batch, log)
+    if resolved == "openvino":
+        from engines.openvino_engine import OpenVinoEngine
+
+        return OpenVinoEngine(onnx_path, threads, max_batch)
     if resolved == "onnxruntime":
         from engines.ort_engine import OnnxRuntimeEngine
 
-        return OnnxRuntimeEngine(onnx_path, threads, max_batch)
+        engine = OnnxRuntimeEngine(onnx_path, threads, max_batch)
+        if kind == "auto":
+            return fastest_cpu_engine(engine, onnx_path, threads, max_batch, log)
+        return engine
     from engines.tensorrt_engine import TensorRTEngine
 
     if plan is None:
@@ -91,3 +99,20 @@ def open_engine(
 
             build_plan(onnx_path, plan, fp16=False, max_batch=max_batch, log=log)
     return TensorRTEngine(plan)
+
+
+def fastest_cpu_engine(ort_engine: Engine, onnx_path: Path, threads: int | None, max_batch: int, log=print) -> Engine:
+    """``auto`` without a GPU: ONNX Runtime, or OpenVINO where it is installed, agrees and is faster here."""
+    from engines.openvino_engine import OpenVinoEngine, openvino_installed
+
+    if not openvino_installed():
+        return ort_engine
+    from engines.cpu_choice import choose_cpu_engine
+
+    try:
+        ov_engine = OpenVinoEngine(onnx_path, threads, max_batch)
+    except EngineError as exc:
+        log(f"OpenVINO not used: {exc}")
+        return ort_engine
+    engines = {"onnxruntime": ort_engine, "openvino": ov_engine}
+    return engines[choose_cpu_engine(engines, onnx_path, threads, max_batch or ort_engine.max_batch, log)]
