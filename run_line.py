@@ -128,6 +128,12 @@ def cmd_bench(a: argparse.Namespace) -> int:
     from engines.bench import bench_engines, open_all
     from engines.select import DEFAULT_CACHE
 
+    if a.gpu_check:
+        from engines.gpu_check import run_gpu_check
+
+        run_gpu_check(Path(a.gpu_check), [1, 2, 4, 8, 16, 32, 64], a.seconds)
+        print(f"wrote {Path(a.gpu_check) / 'gpu_check.json'} and gpu_check.md")
+        return 0
     if not a.engine_only:
         from pipeline.bench import BenchSettings, print_tables, run_bench, write_json
 
@@ -464,6 +470,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     n = sub.add_parser("bench", help="latency and throughput (--engine-only: the engines alone)")
     n.add_argument("--engine-only", action="store_true")
+    n.add_argument(
+        "--gpu-check",
+        metavar="DIR",
+        help="GPU host: auto's choice, parity of every GPU engine vs ONNX Runtime CPU, speed by batch 1..64 for the "
+        "cpu and paper presets -> DIR/gpu_check.json and .md",
+    )
     n.add_argument("--json")
     n.add_argument("--checkpoint", default=str(_bundled()))
     n.add_argument("--batches", default="1,2,4,8,16")

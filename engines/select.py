@@ -1,5 +1,6 @@
-"""Choosing and opening an engine: ``auto`` = TensorRT when a GPU and TensorRT are present, else the faster of
-ONNX Runtime and OpenVINO on this CPU (measured once per host and batch, engines/cpu_choice.py).
+"""Choosing and opening an engine: ``auto`` = TensorRT when a GPU and TensorRT are present, PyTorch on CUDA
+when a GPU but no TensorRT is, else the faster of ONNX Runtime and OpenVINO on this CPU (measured once per host
+and batch, engines/cpu_choice.py).
 
 Compiled artefacts for a checkpoint are cached under ``cache_dir/<checkpoint id>/`` so the line exports
 (and builds) once per model, not once per start.
@@ -13,7 +14,7 @@ from pathlib import Path
 
 from engines.base import Engine, EngineError
 
-KINDS = ("auto", "tensorrt", "onnxruntime", "openvino", "torch")
+KINDS = ("auto", "tensorrt", "torch-cuda", "onnxruntime", "openvino", "torch")
 DEFAULT_CACHE = Path(os.environ.get("GRDNET_CACHE", Path.home() / ".cache" / "grdnet-line"))
 
 
@@ -26,10 +27,12 @@ def choose_kind(requested: str, gpu: bool, tensorrt: bool) -> str:
     if requested not in KINDS:
         raise ValueError(f"engine: expected one of {', '.join(KINDS)}, got {requested!r}")
     if requested == "auto":
-        return "tensorrt" if gpu and tensorrt else "onnxruntime"
+        return ("tensorrt" if tensorrt else "torch-cuda") if gpu else "onnxruntime"
     if requested == "tensorrt" and not (gpu and tensorrt):
         missing = "a GPU" if not gpu else "TensorRT"
         raise EngineError(f"engine tensorrt: this machine has no {missing}; use --engine onnxruntime or auto")
+    if requested == "torch-cuda" and not gpu:
+        raise EngineError("engine torch-cuda: this machine has no GPU; use --engine onnxruntime or auto")
     return requested
 
 
@@ -37,7 +40,11 @@ def detect_kind(requested: str) -> str:
     from engines.cuda_buffers import gpu_available
 
     trt = tensorrt_installed()
-    return choose_kind(requested, gpu_available() if trt else False, trt)
+    if trt:
+        return choose_kind(requested, gpu_available(), trt)
+    import torch  # without TensorRT the GPU path is torch's own
+
+    return choose_kind(requested, torch.cuda.is_available(), trt)
 
 
 CACHE_MAX_BATCH = 64  # the graph's batch axis is dynamic: one export serves every engine up to this
@@ -78,6 +85,13 @@ def open_engine(
         from engines.torch_engine import TorchEngine
 
         return TorchEngine(checkpoint, max_batch, threads)
+    if resolved == "torch-cuda":
+        from engines.torch_cuda_engine import TorchCudaEngine
+
+        engine = TorchCudaEngine(checkpoint, max_batch)
+        if "why" in engine.parity:
+            log(engine.parity["why"])
+        return engine
     onnx_path = ensure_onnx(checkpoint, cache_dir, max_batch, log)
     if resolved == "openvino":
         from engines.openvino_engine import OpenVinoEngine

@@ -66,3 +66,73 @@ def test_a_cpu_engine_that_disagrees_with_onnxruntime_is_never_chosen(cpu_engine
     lines = []
     assert choose_cpu_engine({"onnxruntime": ort_engine, "openvino": Off()}, graph, 1, 2, lines.append) == "onnxruntime"
     assert any("differs from ONNX Runtime" in line for line in lines)
+
+
+def test_torch_cuda_engine_code_runs_on_cpu_and_matches_the_reference(tiny_checkpoint, cpu_engines):
+    # the GPU engine's own code path (autocast, padding, staging) on the CPU device; CUDA graphs need a GPU
+    from engines.torch_cuda_engine import TorchCudaEngine, captured_sizes, padded_size
+
+    ort_engine, _ = cpu_engines
+    engine = TorchCudaEngine(tiny_checkpoint, max_batch=4, precision="fp32", device="cpu")
+    frames = parity_frames(64, 3, 3, seed=5)
+    s_c, m_c = engine.infer(frames)
+    s_o, m_o = ort_engine.infer(frames)
+    assert np.abs(s_c - s_o).max() < TOLERANCE and np.abs(m_c - m_o).max() < TOLERANCE
+    assert engine.infer(frames, want_maps=False)[1] is None and "fp32" in engine.describe()
+    assert captured_sizes(12) == [1, 2, 4, 8, 12] and captured_sizes(1) == [1]
+    assert [padded_size(b, [1, 2, 4, 8, 12]) for b in (1, 3, 5, 9, 12)] == [1, 4, 8, 12, 12]
+
+
+def test_torch_cuda_reduced_precision_is_kept_only_within_the_parity_gate(tiny_checkpoint, monkeypatch):
+    import engines.torch_cuda_engine as tce
+
+    bf16 = tce.TorchCudaEngine(tiny_checkpoint, max_batch=2, precision="bf16", device="cpu")
+    p = bf16.parity
+    assert p["tried"] == "bf16" and p["max_score_delta"] >= 0
+    kept = max(p["max_score_delta"], p["max_map_delta"]) <= tce.PARITY_LIMIT and p["verdicts_equal"]
+    assert p["precision"] == ("bf16" if kept else "fp32") and (("why" in p) != kept)
+    monkeypatch.setattr(tce, "PARITY_LIMIT", 0.0)  # nothing reduced is that exact: the gate must fall back
+    strict = tce.TorchCudaEngine(tiny_checkpoint, max_batch=2, precision="bf16", device="cpu")
+    assert (
+        strict.parity["precision"] == "fp32"
+        and strict.dtype == tce.torch.float32
+        and "runs FP32" in strict.parity["why"]
+    )
+
+
+def test_gpu_check_on_a_cpu_host_is_one_line(tmp_path):
+    from tests.conftest import assert_one_line_error, run_cli
+
+    r = run_cli("bench", "--gpu-check", str(tmp_path / "gpu"))
+    assert_one_line_error(r, "no CUDA device here")
+
+
+def test_gpu_check_report_states_each_target_against_what_was_measured():
+    from engines.gpu_check import _targets, markdown
+
+    rows = [
+        {"engine": "torch-cuda fp32", "batch": 1, "fps": 400.0, "p50_ms": 2.0, "p99_ms": 2.5},
+        {"engine": "torch-cuda auto (fp16)", "batch": 64, "fps": 1500.0, "p50_ms": 40.0, "p99_ms": 44.0},
+    ]
+    report = {
+        "time": "t",
+        "gpu": "H200",
+        "capability": "9.0",
+        "torch": "2.x",
+        "tensorrt_installed": False,
+        "auto_picks": "torch-cuda",
+        "presets": {
+            "paper": {
+                "checkpoint": "x",
+                "parity": {"torch-cuda fp32": {"max_score_delta": 1e-6, "max_map_delta": 2e-6, "verdicts_equal": True}},
+                "rows": rows,
+            }
+        },
+    }
+    t = _targets(report)
+    assert t["measured"]["paper batch 1 p99 ms"] == 2.5 and t["met"]["paper batch 1 p99 ms"] is True
+    assert t["measured"]["torch-cuda best frames/s"] == 1500.0 and t["met"]["torch-cuda best frames/s"] is True
+    assert t["met"]["tensorrt fp16 best frames/s"] is None, "not run is not met"
+    report["targets"] = t
+    md = markdown(report)
+    assert "| torch-cuda auto (fp16) | 64 | 1500 |" in md and "| tensorrt fp16 best frames/s | 2000 | - | None |" in md

@@ -116,7 +116,7 @@ def test_fp16_graph_computes_in_half_and_stays_close(tiny_checkpoint, tmp_path):
 def test_auto_choice():
     assert choose_kind("auto", gpu=True, tensorrt=True) == "tensorrt"
     assert choose_kind("auto", gpu=False, tensorrt=True) == "onnxruntime"
-    assert choose_kind("auto", gpu=True, tensorrt=False) == "onnxruntime"
+    assert choose_kind("auto", gpu=True, tensorrt=False) == "torch-cuda", "a GPU host runs today with pip's torch"
     assert choose_kind("torch", gpu=False, tensorrt=False) == "torch"
     with pytest.raises(EngineError, match="has no TensorRT"):
         choose_kind("tensorrt", gpu=True, tensorrt=False)
