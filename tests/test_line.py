@@ -129,7 +129,7 @@ def test_the_default_command_runs_the_demo_on_the_bundled_model(tmp_path, redis_
     monkeypatch.setenv("GRDNET_CACHE", str(tmp_path / "cache"))
     out = tmp_path / "summary.json"
     r = run_cli(
-        "--frames", "6", "--fps", "20", "--cameras", "2", "--redis-url", redis_server.url, "--summary-json", str(out)
+        "--frames", "6", "--fps", "1.5", "--cameras", "2", "--redis-url", redis_server.url, "--summary-json", str(out)
     )
     assert r.returncode == 0, r.stderr[-2000:]
     import json
@@ -139,6 +139,15 @@ def test_the_default_command_runs_the_demo_on_the_bundled_model(tmp_path, redis_
     assert "summary" in r.stdout
     u = s["units"]  # the demo's cameras are carousel stations: it decides units too
     assert u["units"] >= 1 and u["pass"] + u["eject"] == u["units"] and "units (carousel) decided" in r.stdout
+
+
+def test_a_demo_carousel_faster_than_the_engine_is_refused_at_start_in_one_line(tmp_path, redis_server, monkeypatch):
+    monkeypatch.setenv("GRDNET_CACHE", str(tmp_path / "cache"))
+    r = run_cli("--frames", "6", "--fps", "60", "--cameras", "2", "--redis-url", redis_server.url)
+    assert r.returncode == 2, r.stdout[-2000:]
+    last = r.stderr.strip().splitlines()[-1]  # after the workers' start-up log lines
+    assert last.startswith("error: carousel: 3600 units/min x 2 stations needs 120.0 frames/s"), r.stderr[-2000:]
+    assert "slow the carousel to" in last
 
 
 def test_record_then_replay_cli(tmp_path, redis_server, monkeypatch):
