@@ -109,6 +109,27 @@ def test_carousel_configs_that_cannot_work_are_refused_with_one_line(change, mes
         )
 
 
+def carousel_line(cameras, carousel, endpoint, checkpoint, cache, deadline_ms, redis, ledger) -> LineConfig:
+    """A one-worker carousel line on the tiny model (ONNX Runtime, one thread), no metrics, page or archive."""
+    return LineConfig(
+        cameras=cameras,
+        worker=WorkerConfig(
+            endpoints=[endpoint],
+            checkpoint=str(checkpoint),
+            engine="onnxruntime",
+            threads=1,
+            deadline_ms=deadline_ms,
+            archive={"enabled": False},
+        ),
+        redis=redis,
+        ledger=ledger,
+        carousel=carousel,
+        metrics=MetricsConfig(enabled=False),
+        page=PageConfig(enabled=False),
+        cache_dir=str(cache),
+    )
+
+
 def test_carousel_line_end_to_end_with_dropped_and_repeated_triggers(tmp_path, tiny_checkpoint, engine_cache):
     from pipeline.audit import audit_units, trace_unit
     from pipeline.ejector import EjectorSim
@@ -125,25 +146,18 @@ def test_carousel_line_end_to_end_with_dropped_and_repeated_triggers(tmp_path, t
         stream="units:e2e",
     )
     synth = {"size": 96, "pool": 8}
-    cfg = LineConfig(
-        cameras=[
+    cfg = carousel_line(
+        [
             CameraConfig(name="body", synthetic={**synth, "seed": 1, "trigger_drop_rate": 0.06}),
             CameraConfig(name="meniscus", synthetic={**synth, "seed": 2, "trigger_repeat_rate": 0.06}),
         ],
-        worker=WorkerConfig(
-            endpoints=[f"ipc://{tmp_path}/w.sock"],
-            checkpoint=str(tiny_checkpoint),
-            engine="onnxruntime",
-            threads=1,
-            deadline_ms=500,
-            archive={"enabled": False},
-        ),
+        carousel,
+        f"ipc://{tmp_path}/w.sock",
+        tiny_checkpoint,
+        engine_cache,
+        deadline_ms=500,
         redis=RedisConfig(url=server.url, stream="units:v"),
         ledger=LedgerConfig(grace_s=0.2),
-        carousel=carousel,
-        metrics=MetricsConfig(enabled=False),
-        page=PageConfig(enabled=False),
-        cache_dir=str(engine_cache),
     )
     sup = Supervisor(cfg)
     try:
@@ -232,25 +246,15 @@ def test_a_carousel_faster_than_the_measured_workers_is_refused_at_start(tmp_pat
     carousel = CarouselConfig(
         units_per_minute=600_000, stations={"body": 1, "meniscus": 3}, ejector=50, decision_margin_ms=0
     )
-    cfg = LineConfig(
-        cameras=[
-            CameraConfig(name="body", synthetic={"size": 96}),
-            CameraConfig(name="meniscus", synthetic={"size": 96}),
-        ],
-        worker=WorkerConfig(
-            endpoints=[f"ipc://{tmp_path}/w.sock"],
-            checkpoint=str(tiny_checkpoint),
-            engine="onnxruntime",
-            threads=1,
-            deadline_ms=1,
-            archive={"enabled": False},
-        ),
+    cfg = carousel_line(
+        [CameraConfig(name="body", synthetic={"size": 96}), CameraConfig(name="meniscus", synthetic={"size": 96})],
+        carousel,
+        f"ipc://{tmp_path}/w.sock",
+        tiny_checkpoint,
+        engine_cache,
+        deadline_ms=1,
         redis=RedisConfig(url="redis://127.0.0.1:1/0"),
         ledger=LedgerConfig(enabled=False),
-        carousel=carousel,
-        metrics=MetricsConfig(enabled=False),
-        page=PageConfig(enabled=False),
-        cache_dir=str(engine_cache),
     )
     sup = Supervisor(cfg)
     with pytest.raises(CapacityError, match=r"600000 units/min x 2 stations needs 20000.0 frames/s"):
