@@ -121,6 +121,25 @@ class Supervisor:
         for m in (*self.aggregator, *self.cameras):
             self._start(m)
         self._start_carousel_clock()
+        self._wait_for_page()
+
+    def _wait_for_page(self, timeout_s: float = 20.0) -> None:
+        """The address the line prints answers when it is printed; a page that does not come up is logged, not
+        fatal (the line judges frames without it)."""
+        if not self.page:
+            return
+        import socket
+
+        p = self.cfg.page
+        host = "127.0.0.1" if p.host in ("0.0.0.0", "") else p.host
+        end = time.monotonic() + timeout_s
+        while time.monotonic() < end and self.page[0].proc.is_alive():
+            try:
+                with socket.create_connection((host, p.port), timeout=0.5):
+                    return
+            except OSError:
+                time.sleep(0.1)
+        log.warning("line page not answering at %s after %.0f s", self.page_address(), timeout_s)
 
     def _check_capacity(self) -> None:
         """Refuse a carousel the workers cannot keep up with (CapacityError, one line; the caller stops what

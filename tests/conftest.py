@@ -126,3 +126,10 @@ def images_loaded(browser) -> list[str]:
     return browser.execute_script(
         "return [...document.images].filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.src.slice(0, 80))"
     )
+
+
+@pytest.fixture(scope="session")
+def bundled_cache(tmp_path_factory) -> Path:
+    """One engine cache for the command-line tests on the bundled model: the first exports it, the rest reuse it
+    (as a user's ~/.cache/grdnet-line does); fresh per test session, never the user's."""
+    return tmp_path_factory.mktemp("bundled-cache")

@@ -58,6 +58,7 @@ def test_roles_split_the_processes_of_one_config():
 
     cfg = load_line_config(DEPLOY / "line.yaml")
     workers, cameras = Supervisor(cfg, role="workers"), Supervisor(cfg, role="cameras")
-    assert [m.name for m in workers.managed] == ["reconciler", "worker[0]"]
+    # the page runs beside the workers: the reject archive it shows lives on their host
+    assert [m.name for m in workers.managed] == ["page", "reconciler", "worker[0]"]
     assert [m.name for m in cameras.managed] == ["camera[cam0]", "camera[cam1]"]
     assert {m.name for m in Supervisor(cfg).managed} == {m.name for m in (*workers.managed, *cameras.managed)}

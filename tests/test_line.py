@@ -125,8 +125,8 @@ def test_the_example_line_config_is_valid():
     assert os.path.basename(cfg.worker.checkpoint) == "grdnet-vials-cpu.safetensors"
 
 
-def test_the_default_command_runs_the_demo_on_the_bundled_model(tmp_path, redis_server, monkeypatch):
-    monkeypatch.setenv("GRDNET_CACHE", str(tmp_path / "cache"))
+def test_the_default_command_runs_the_demo_on_the_bundled_model(tmp_path, redis_server, monkeypatch, bundled_cache):
+    monkeypatch.setenv("GRDNET_CACHE", str(bundled_cache))
     out = tmp_path / "summary.json"
     r = run_cli(
         "--frames", "6", "--fps", "1.5", "--cameras", "2", "--redis-url", redis_server.url, "--summary-json", str(out)
@@ -141,8 +141,10 @@ def test_the_default_command_runs_the_demo_on_the_bundled_model(tmp_path, redis_
     assert u["units"] >= 1 and u["pass"] + u["eject"] == u["units"] and "units (carousel) decided" in r.stdout
 
 
-def test_a_demo_carousel_faster_than_the_engine_is_refused_at_start_in_one_line(tmp_path, redis_server, monkeypatch):
-    monkeypatch.setenv("GRDNET_CACHE", str(tmp_path / "cache"))
+def test_a_demo_carousel_faster_than_the_engine_is_refused_at_start_in_one_line(
+    redis_server, monkeypatch, bundled_cache
+):
+    monkeypatch.setenv("GRDNET_CACHE", str(bundled_cache))
     r = run_cli("--frames", "6", "--fps", "60", "--cameras", "2", "--redis-url", redis_server.url)
     assert r.returncode == 2, r.stdout[-2000:]
     last = r.stderr.strip().splitlines()[-1]  # after the workers' start-up log lines
@@ -150,10 +152,10 @@ def test_a_demo_carousel_faster_than_the_engine_is_refused_at_start_in_one_line(
     assert "slow the carousel to" in last
 
 
-def test_record_then_replay_cli(tmp_path, redis_server, monkeypatch):
+def test_record_then_replay_cli(tmp_path, redis_server, monkeypatch, bundled_cache):
     import json
 
-    monkeypatch.setenv("GRDNET_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("GRDNET_CACHE", str(bundled_cache))
     rec = tmp_path / "rec"
     r = run_cli("record", "--out", str(rec), "--frames", "4", "--cameras", "2", "--fps", "20")
     assert r.returncode == 0, r.stderr[-2000:]

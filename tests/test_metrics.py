@@ -89,7 +89,8 @@ def test_evaluate_cli_json_contract(tiny_data, tiny_checkpoint, tmp_path):
     assert all(set(row) == {"path", "label", "score", "reject"} for row in doc["images"])
     assert all(row["reject"] == (row["score"] > doc["summary"]["threshold"]) for row in doc["images"])
     assert {"dark_spot", "fibre", "scratch", "good"} <= set(doc["per_class"])
-    assert (rep / "roc.png").is_file() and len(list(rep.glob("*.png"))) > 3
+    html = (rep / "report.html").read_text()  # one self-contained page: its figures embedded, no loose files
+    assert html.count("data:image/png;base64,") > 3 and not list(rep.glob("*.png"))
     assert "image AUROC" in r.stdout
 
 
