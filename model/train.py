@@ -252,7 +252,9 @@ def train(
     )
     loader = make_loader(ds, cfg, seed)
     inf = cfg.inference
-    prior = fixed_roi(rois[train_idx], inf.roi_prior_widen_px) if inf.roi_prior else None
+    # the baseline always scores inside the prior; the model does unless inference.roi_prior is off
+    baseline_roi = fixed_roi(rois[train_idx], inf.roi_prior_widen_px)
+    prior = baseline_roi if inf.roi_prior else None
     level_frames = images[train_idx][level_indices(len(train_idx), inf.level_images)] if inf.level_images else None
     vs = (
         build_validation_set(images[hold_idx], rois[hold_idx], seed, tc.val_defects_per_image)
@@ -319,13 +321,7 @@ def train(
         raise ValueError("calibrated threshold is not finite: training diverged")
     baseline = None
     if vs is not None:
-        baseline = fit_baseline(
-            fixed_roi(rois[train_idx], inf.roi_prior_widen_px),
-            vs,
-            tc.threshold_quantile,
-            tc.threshold_margin,
-            tc.max_val_escape,
-        )
+        baseline = fit_baseline(baseline_roi, vs, tc.threshold_quantile, tc.threshold_margin, tc.max_val_escape)
     meta = CheckpointMeta(
         config=cfg,
         threshold=calib.pop("threshold"),
