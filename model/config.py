@@ -104,10 +104,12 @@ class TrainConfig(_Strict):
     lr: float = 1e-4
     beta1: float = 0.5
     beta2: float = 0.999
-    lr_schedule: Literal["plateau", "cosine"] = Field(
-        "plateau", description="plateau: the paper's reduce-on-plateau; cosine: lr -> lr * cosine_floor over `epochs`"
+    lr_schedule: Literal["plateau", "cosine", "budget"] = Field(
+        "plateau",
+        description="plateau: the paper's reduce-on-plateau; cosine: lr -> lr * cosine_floor over `epochs`; "
+        "budget: the same half cosine over the run's real budget (--max-minutes or epochs), stepped every step",
     )
-    cosine_floor: float = Field(0.05, gt=0, le=1, description="cosine: last epoch's lr as a fraction of lr")
+    cosine_floor: float = Field(0.05, gt=0, le=1, description="cosine, budget: the last lr as a fraction of lr")
     plateau_patience: int = 3
     plateau_factor: float = Field(0.904837418, description="e^-0.1")
     loader_workers: int = Field(1, ge=0, description="processes that synthesise batches beside training (0: inline)")
@@ -119,6 +121,12 @@ class TrainConfig(_Strict):
     )
     min_holdout: int = 8
     validate_every: int = Field(0, ge=0, description="epochs between self-validations (0: none, keep the last)")
+    validate_from: float = Field(
+        0.0,
+        ge=0,
+        lt=1,
+        description="no self-validation before this fraction of the budget (the last epoch is always validated)",
+    )
     early_stop_patience: int = Field(0, ge=0, description="validations without improvement before stopping (0: off)")
     smoothing_kernels: list[int] | None = Field(
         None, description="kernels self-validation chooses inference.smoothing_kernel from (None: keep it)"

@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from model.baseline import fit_baseline
+from model.budget import Budget, cosine_factor
 from model.checkpoint import Calibration, CheckpointMeta, save_checkpoint
 from model.config import GRDNetConfig
 from model.dataset import DatasetError, TrainSet, index_split, load_train_images
@@ -58,8 +60,15 @@ def make_optimisers(model: GRDNet, cfg: GRDNetConfig) -> Optimisers:
             )
         return torch.optim.lr_scheduler.ReduceLROnPlateau(o, factor=t.plateau_factor, patience=t.plateau_patience)
 
-    opts.schedulers = [schedule(o) for o in (opts.gen, opts.disc, opts.seg)]
+    if t.lr_schedule != "budget":  # budget: set every step by run_epoch, not stepped per epoch
+        opts.schedulers = [schedule(o) for o in (opts.gen, opts.disc, opts.seg)]
     return opts
+
+
+def set_lr(opts: Optimisers, lr: float) -> None:
+    for o in (opts.gen, opts.disc, opts.seg):
+        for group in o.param_groups:
+            group["lr"] = lr
 
 
 def _reinit_discriminator(model: GRDNet, opts: Optimisers) -> None:
@@ -180,14 +189,23 @@ def make_loader(ds: TrainSet, cfg: GRDNetConfig, seed: int) -> DataLoader:
 
 
 def run_epoch(
-    model: GRDNet, opts: Optimisers, loader: DataLoader, cfg: GRDNetConfig, desc: str, progress: bool
+    model: GRDNet,
+    opts: Optimisers,
+    loader: DataLoader,
+    cfg: GRDNetConfig,
+    desc: str,
+    progress: bool,
+    lr_at: Callable[[int], float] | None = None,
 ) -> dict:
-    """One pass over ``loader``; the mean of each loss and the epoch's seconds."""
+    """One pass over ``loader``; the mean of each loss and the epoch's seconds. ``lr_at(step)``: the learning
+    rate of each step (the budget schedule), else the schedulers step once at the end."""
     e0 = time.monotonic()
     model.train()
     sums: dict[str, float] = {}
     bar = tqdm(loader, desc=desc, disable=not progress, leave=False)
-    for batch in bar:
+    for step, batch in enumerate(bar):
+        if lr_at is not None:
+            set_lr(opts, lr_at(step))
         losses = train_step(model, opts, batch, cfg)
         for k, v in losses.items():
             sums[k] = sums.get(k, 0.0) + v
@@ -265,13 +283,32 @@ def train(
     history: list[dict] = []
     selection = Selection()
     stop_reason = "epochs"
+    budget = Budget(tc.epochs, len(loader), None if max_minutes is None else max_minutes * 60, t0=t0)
     for epoch in range(tc.epochs):
         ds.epoch = epoch
-        means = run_epoch(model, opts, loader, cfg, f"epoch {epoch + 1}/{tc.epochs}", progress)
+        lr_at = None
+        if tc.lr_schedule == "budget":
+
+            def lr_at(step: int, epoch: int = epoch) -> float:
+                return tc.lr * cosine_factor(budget.fraction(epoch, step), tc.cosine_floor)
+
+        means = run_epoch(model, opts, loader, cfg, f"epoch {epoch + 1}/{tc.epochs}", progress, lr_at)
         means["epoch"] = epoch + 1
         history.append(means)
         line = f"epoch {epoch + 1}: " + " ".join(f"{k}={means[k]:.4f}" for k in ("d", "gen", "con", "seg"))
-        if vs is not None and tc.validate_every and (epoch + 1) % tc.validate_every == 0:
+        # will the next epoch, its validation and the work after the loop still fit? If not, this one is the
+        # last, and it is validated whatever the cadence: with the budget schedule it has the lowest lr
+        slowest = max(h["seconds"] for h in history)  # training seconds only: validations are added below
+        val_s = max((c["seconds"] for c in selection.curve), default=slowest)
+        final_s = 1.5 * val_s if level_frames is not None else 0.0
+        budget.reserve_s = val_s + final_s
+        elapsed = time.monotonic() - t0
+        last = epoch + 1 == tc.epochs or (
+            max_minutes is not None and elapsed + slowest + val_s + final_s > max_minutes * 60
+        )
+        due = tc.validate_every and (epoch + 1) % tc.validate_every == 0
+        due = due and budget.fraction(epoch + 1, 0) > tc.validate_from
+        if vs is not None and tc.validate_every and (due or last):
             v0 = time.monotonic()
             recompute_bn_statistics(model, loader, tc.bn_batches, epoch_tag=100_000 + epoch)
             model.eval()
@@ -281,20 +318,15 @@ def train(
             figures, val_scores = validate(model, vs, tc.smoothing_kernels, prior, good_maps, inf.level_widen_px)
             figures.update(epoch=epoch + 1, seconds=round(time.monotonic() - v0, 1))
             selection.offer(model, figures, val_scores)
-            means["seconds"] += figures["seconds"]
             line += f" | val image AUROC {figures['image_auroc']:.3f} (k{figures['kernel']})"
             line += f" pixel {figures['pixel_auroc']:.3f}"
             line += " COLLAPSED" if figures["collapsed"] else ""
         if progress:
-            tqdm.write(line + f" ({means['seconds']:.1f} s)")
+            tqdm.write(line + f" ({means['seconds']:.1f} s, lr {means['lr']:.2e})")
         if tc.early_stop_patience and selection.since_best >= tc.early_stop_patience:
             stop_reason = f"early stop: no better self-validation in {tc.early_stop_patience} validations"
             break
-        elapsed = time.monotonic() - t0
-        slowest = max(h["seconds"] for h in history)  # predict the next epoch by the slowest so far
-        # the final normal level and the validation under it take about 1.5 validations after the loop
-        final_s = 1.5 * selection.curve[-1]["seconds"] if selection.curve and level_frames is not None else 0.0
-        if max_minutes is not None and elapsed + slowest + final_s > max_minutes * 60 and epoch + 1 < tc.epochs:
+        if last and epoch + 1 < tc.epochs:
             stop_reason = f"max-minutes {max_minutes} (next epoch would end past it)"
             break
 
@@ -349,6 +381,8 @@ def train(
             "n_train": len(train_idx),
             "n_holdout": len(hold_idx),
             "s_per_step": round(sum(h["seconds"] for h in history) / max(1, len(history) * len(loader)), 3),
+            "validations": len(selection.curve),
+            "validation_seconds": round(sum(c["seconds"] for c in selection.curve), 1),
             "final": {k: history[-1][k] for k in ("d", "gen", "con", "seg")},
             "first": {k: history[0][k] for k in ("d", "gen", "con", "seg")},
         },

@@ -87,7 +87,7 @@ def test_training_records_the_curve_keeps_its_best_epoch_and_stops_early(tiny_da
 
     monkeypatch.setattr(train_module, "validate", scripted)
     cfg = tiny_config()
-    cfg.train.epochs, cfg.train.early_stop_patience = 10, 2
+    cfg.train.epochs, cfg.train.early_stop_patience, cfg.train.validate_from = 10, 2, 0.0
     meta = train(tiny_data, tmp_path / "m.safetensors", cfg, seed=0, progress=False)
     assert meta.training["epochs_run"] == 3 and "early stop" in meta.training["stop"]
     assert [c["epoch"] for c in meta.validation["curve"]] == [1, 2, 3] and meta.validation["kept"]["epoch"] == 1

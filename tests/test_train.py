@@ -1,6 +1,8 @@
 import numpy as np
 import torch
 
+from model import train as train_module
+from model.budget import Budget, cosine_factor
 from model.checkpoint import load_checkpoint, read_meta
 from model.config import load_preset
 from model.grdnet import create_grdnet
@@ -123,3 +125,37 @@ def test_cosine_schedule_ends_at_its_floor_and_paper_keeps_plateau():
     assert isinstance(
         make_optimisers(create_grdnet(tiny_config()), paper).schedulers[0], torch.optim.lr_scheduler.ReduceLROnPlateau
     )
+
+
+def test_budget_fraction_follows_epochs_or_the_clock_whichever_ends_first():
+    b = Budget(epochs=4, steps_per_epoch=10)
+    assert b.fraction(0, 0) == 0 and b.fraction(2, 0) == 0.5 and b.fraction(3, 10) == 1.0
+    timed = Budget(epochs=100, steps_per_epoch=10, max_seconds=100.0, reserve_s=20.0)
+    timed.t0 -= 40.0  # 40 s into 80 usable seconds, on the first epoch
+    assert abs(timed.fraction(0, 1) - 0.5) < 0.01
+    assert cosine_factor(0.0, 0.05) == 1.0 and abs(cosine_factor(1.0, 0.05) - 0.05) < 1e-12
+    assert abs(cosine_factor(0.5, 0.0) - 0.5) < 1e-12
+
+
+def test_budget_schedule_anneals_every_step_of_a_real_run(tiny_data, tmp_path, monkeypatch):
+    seen = []
+    real_set_lr = train_module.set_lr
+    monkeypatch.setattr(train_module, "set_lr", lambda opts, lr: (seen.append(lr), real_set_lr(opts, lr)))
+    cfg = tiny_config()
+    cfg.train.lr_schedule, cfg.train.epochs, cfg.train.lr, cfg.train.cosine_floor = "budget", 3, 1e-3, 0.05
+    meta = train(tiny_data, tmp_path / "m.safetensors", cfg, seed=0, progress=False)
+    assert meta.training["epochs_run"] == 3 and len(seen) >= 6, "set every step, not once an epoch"
+    assert seen[0] == 1e-3 and all(a > b for a, b in zip(seen, seen[1:], strict=False))
+    assert seen[-1] < 0.15e-3, "the last steps run near the floor"
+
+
+def test_validation_waits_for_its_share_of_the_budget_and_the_last_epoch_is_always_validated(tiny_data, tmp_path):
+    cfg = tiny_config()
+    cfg.train.epochs, cfg.train.validate_every, cfg.train.validate_from = 5, 2, 0.3
+    meta = train(tiny_data, tmp_path / "a.safetensors", cfg, seed=0, progress=False)
+    assert [c["epoch"] for c in meta.validation["curve"]] == [2, 4, 5]
+    assert meta.training["validations"] == 3 and meta.training["validation_seconds"] > 0
+    cfg.train.epochs, cfg.train.validate_every = 50, 4
+    meta = train(tiny_data, tmp_path / "b.safetensors", cfg, max_minutes=0.0001, seed=0, progress=False)
+    assert "max-minutes" in meta.training["stop"] and meta.training["epochs_run"] == 1
+    assert [c["epoch"] for c in meta.validation["curve"]] == [1], "a run stopped by its budget keeps a validated epoch"
