@@ -133,3 +133,15 @@ def bundled_cache(tmp_path_factory) -> Path:
     """One engine cache for the command-line tests on the bundled model: the first exports it, the rest reuse it
     (as a user's ~/.cache/grdnet-line does); fresh per test session, never the user's."""
     return tmp_path_factory.mktemp("bundled-cache")
+
+
+@pytest.fixture(scope="session")
+def bundled_onnx(bundled_cache) -> Path:
+    """The shipped model's graph, exported into the shared test cache (the command-line tests reuse it).
+
+    Float32 parity between engines is asserted on this model: a 6-step tiny net is itself ill-conditioned
+    (two float32 engines each sit ~7e-6 from its float64 result on random frames), the shipped one is not."""
+    from engines.select import ensure_onnx
+    from model.checkpoint import BUNDLED_CHECKPOINT
+
+    return ensure_onnx(BUNDLED_CHECKPOINT, bundled_cache, max_batch=4, log=lambda *_: None)
