@@ -112,6 +112,14 @@ class TrainConfig(_Strict):
     cosine_floor: float = Field(0.05, gt=0, le=1, description="cosine, budget: the last lr as a fraction of lr")
     plateau_patience: int = 3
     plateau_factor: float = Field(0.904837418, description="e^-0.1")
+    precision: Literal["auto", "fp32", "bf16"] = Field(
+        "auto",
+        description="the training step's forward passes: bf16 autocast (auto: where the CPU has AMX); weights, "
+        "losses, validation and the checkpoint stay fp32",
+    )
+    channels_last: bool = Field(
+        True, description="with bf16: channels-last tensors, oneDNN's preferred layout (never with fp32: it crashed)"
+    )
     loader_workers: int = Field(1, ge=0, description="processes that synthesise batches beside training (0: inline)")
     bn_batches: int = Field(
         0, ge=0, description="before each validation: recompute BatchNorm statistics over this many batches (0: no)"

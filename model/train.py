@@ -32,6 +32,7 @@ from model.losses import (
     roi_focal_loss,
 )
 from model.roi_prior import encode_mask, fixed_roi
+from model.train_speed import Precision, fp32, resolve_precision, step_autocast, to_memory_format
 from model.validation import build_validation_set, validate
 
 
@@ -79,15 +80,21 @@ def _reinit_discriminator(model: GRDNet, opts: Optimisers) -> None:
     opts.disc.state.clear()
 
 
-def train_step(model: GRDNet, opts: Optimisers, batch: tuple[torch.Tensor, ...], cfg: GRDNetConfig) -> dict:
+def train_step(
+    model: GRDNet, opts: Optimisers, batch: tuple[torch.Tensor, ...], cfg: GRDNetConfig, precision: Precision = "fp32"
+) -> dict:
+    """One step of the three updates; forward passes in ``precision`` (model/train_speed.py), losses in float32."""
     x, x_noisy, mask, roi = batch
     lc = cfg.loss
-    z, x_hat, z_hat = model.generator(x_noisy)
+    with step_autocast(precision):
+        z, x_hat, z_hat = model.generator(x_noisy)
+    z, x_hat, z_hat = fp32(z, x_hat, z_hat)
 
     # 1. discriminator on real x vs the (detached) reconstruction
-    logit_real, _ = model.discriminator(x)
-    logit_fake, _ = model.discriminator(x_hat.detach())
-    loss_d = discriminator_loss(logit_real, logit_fake)
+    with step_autocast(precision):
+        logit_real, _ = model.discriminator(x)
+        logit_fake, _ = model.discriminator(x_hat.detach())
+    loss_d = discriminator_loss(*fp32(logit_real, logit_fake))
     opts.disc.zero_grad(set_to_none=True)
     loss_d.backward()
     opts.disc.step()
@@ -97,9 +104,10 @@ def train_step(model: GRDNet, opts: Optimisers, batch: tuple[torch.Tensor, ...],
 
     # 2. generator with the discriminator frozen
     model.discriminator.requires_grad_(False)
-    _, feat_real = model.discriminator(x)
-    _, feat_fake = model.discriminator(x_hat)
-    l_adv = adversarial_loss(feat_real, feat_fake)
+    with step_autocast(precision):
+        _, feat_real = model.discriminator(x)
+        _, feat_fake = model.discriminator(x_hat)
+    l_adv = adversarial_loss(*fp32(feat_real, feat_fake))
     l_con = contextual_loss(x, x_hat, lc)
     l_enc = encoder_loss(z, z_hat)
     loss_g = lc.w_adv * l_adv + lc.w_con * l_con + lc.w_enc * l_enc
@@ -109,7 +117,9 @@ def train_step(model: GRDNet, opts: Optimisers, batch: tuple[torch.Tensor, ...],
     model.discriminator.requires_grad_(True)
 
     # 3. discriminative U-Net on (noisy input, detached reconstruction), ROI focal loss
-    pred = torch.sigmoid(model.segment_logits(x_noisy, x_hat.detach()))
+    with step_autocast(precision):
+        logits = model.segment_logits(x_noisy, x_hat.detach())
+    pred = torch.sigmoid(logits.float())
     loss_s = roi_focal_loss(pred, mask, roi, lc)
     opts.seg.zero_grad(set_to_none=True)
     loss_s.backward()
@@ -196,6 +206,8 @@ def run_epoch(
     desc: str,
     progress: bool,
     lr_at: Callable[[int], float] | None = None,
+    precision: Precision = "fp32",
+    channels_last: bool = False,
 ) -> dict:
     """One pass over ``loader``; the mean of each loss and the epoch's seconds. ``lr_at(step)``: the learning
     rate of each step (the budget schedule), else the schedulers step once at the end."""
@@ -206,7 +218,7 @@ def run_epoch(
     for step, batch in enumerate(bar):
         if lr_at is not None:
             set_lr(opts, lr_at(step))
-        losses = train_step(model, opts, batch, cfg)
+        losses = train_step(model, opts, to_memory_format(batch, channels_last), cfg, precision)
         for k, v in losses.items():
             sums[k] = sums.get(k, 0.0) + v
         bar.set_postfix({k: f"{losses[k]:.3f}" for k in ("d", "gen", "con", "seg")})
@@ -257,6 +269,10 @@ def train(
     cfg = cfg.model_copy(deep=True)  # self-validation may choose the smoothing kernel: never the caller's object
     net, tc = cfg.net, cfg.train
     model = create_grdnet(cfg)  # config errors before any data is read
+    precision = resolve_precision(tc.precision)
+    channels_last = tc.channels_last and precision == "bf16"  # model/train_speed.py: why not with fp32
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
     samples = index_split(Path(data_dir), "train")
     train_idx, hold_idx = split_holdout(len(samples), cfg, seed, Path(data_dir) / "train" / "good")
     images, rois = load_train_images(samples, net.image_size, net.channels, whole_image_roi, resize)
@@ -292,7 +308,9 @@ def train(
             def lr_at(step: int, epoch: int = epoch) -> float:
                 return tc.lr * cosine_factor(budget.fraction(epoch, step), tc.cosine_floor)
 
-        means = run_epoch(model, opts, loader, cfg, f"epoch {epoch + 1}/{tc.epochs}", progress, lr_at)
+        means = run_epoch(
+            model, opts, loader, cfg, f"epoch {epoch + 1}/{tc.epochs}", progress, lr_at, precision, channels_last
+        )
         means["epoch"] = epoch + 1
         history.append(means)
         line = f"epoch {epoch + 1}: " + " ".join(f"{k}={means[k]:.4f}" for k in ("d", "gen", "con", "seg"))
@@ -330,6 +348,7 @@ def train(
             stop_reason = f"max-minutes {max_minutes} (next epoch would end past it)"
             break
 
+    model.to(memory_format=torch.contiguous_format)  # the checkpoint's tensors are plain contiguous ones
     if selection.state is not None:
         model.load_state_dict(selection.state)
         cfg.inference.smoothing_kernel = selection.best["kernel"]  # the graph and the checkpoint use this one
@@ -380,6 +399,8 @@ def train(
             "whole_image_roi": whole_image_roi,
             "n_train": len(train_idx),
             "n_holdout": len(hold_idx),
+            "precision": precision,
+            "channels_last": channels_last,
             "s_per_step": round(sum(h["seconds"] for h in history) / max(1, len(history) * len(loader)), 3),
             "validations": len(selection.curve),
             "validation_seconds": round(sum(c["seconds"] for c in selection.curve), 1),

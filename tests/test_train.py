@@ -7,6 +7,7 @@ from model.checkpoint import load_checkpoint, read_meta
 from model.config import load_preset
 from model.grdnet import create_grdnet
 from model.train import make_optimisers, train, train_step
+from model.train_speed import resolve_precision, to_memory_format
 from tests.conftest import assert_one_line_error, run_cli, tiny_config
 
 
@@ -18,6 +19,10 @@ def test_tiny_training_lowers_the_loss_and_writes_a_loadable_checkpoint(tiny_che
     assert np.isfinite(meta.threshold) and meta.calibration.n_good >= 2 and meta.calibration.source == "holdout"
     assert meta.threshold >= meta.calibration.good_quantile_score or meta.calibration.defect_escape_cap is not None
     assert meta.config.net.image_size == 64 and meta.id.startswith("grdnet-cpu-")
+    assert t["precision"] == resolve_precision("auto") and t["channels_last"] == (t["precision"] == "bf16")
+    tensors = model.state_dict().values()
+    assert all(p.is_contiguous() for p in tensors)
+    assert {p.dtype for p in tensors if p.is_floating_point()} == {torch.float32}
     with torch.no_grad():
         assert model.anomaly_map(torch.rand(1, 3, 64, 64)).shape == (1, 64, 64)
 
@@ -159,3 +164,51 @@ def test_validation_waits_for_its_share_of_the_budget_and_the_last_epoch_is_alwa
     meta = train(tiny_data, tmp_path / "b.safetensors", cfg, max_minutes=0.0001, seed=0, progress=False)
     assert "max-minutes" in meta.training["stop"] and meta.training["epochs_run"] == 1
     assert [c["epoch"] for c in meta.validation["curve"]] == [1], "a run stopped by its budget keeps a validated epoch"
+
+
+def _small_step_setup(seed: int):
+    cfg = load_preset("cpu")
+    cfg.net.image_size, cfg.net.patch_size = 64, None
+    torch.manual_seed(seed)
+    model = create_grdnet(cfg)
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(4, 3, 64, 64, generator=g)
+    mask = (torch.rand(4, 1, 64, 64, generator=g) > 0.9).float()
+    batch = (x, (x + 0.3 * mask).clamp(0, 1), mask, torch.ones(4, 1, 64, 64))
+    return cfg, model, make_optimisers(model, cfg), batch
+
+
+def test_a_bf16_step_runs_its_convolutions_in_bf16_and_keeps_weights_and_losses_float32():
+    cfg, model, opts, batch = _small_step_setup(3)
+    seen: set[torch.dtype] = set()
+    for m in model.modules():
+        if isinstance(m, torch.nn.Conv2d):
+            m.register_forward_hook(lambda _m, _i, out: seen.add(out.dtype))
+    model.to(memory_format=torch.channels_last)
+    out = train_step(model, opts, to_memory_format(batch, True), cfg, "bf16")
+    assert seen == {torch.bfloat16}
+    assert all(np.isfinite(v) for v in out.values())
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+    assert all(s["exp_avg"].dtype == torch.float32 for o in (opts.gen, opts.seg) for s in o.state.values())
+
+
+def test_a_bf16_step_gives_the_float32_step_losses_to_within_bf16_rounding():
+    cfg, model32, opts32, batch = _small_step_setup(4)
+    _, model16, opts16, _ = _small_step_setup(4)
+    a = train_step(model32, opts32, batch, cfg, "fp32")
+    b = train_step(model16, opts16, batch, cfg, "bf16")
+    for k in ("d", "adv", "con", "enc", "seg"):
+        assert abs(a[k] - b[k]) <= 0.03 * abs(a[k]) + 1e-3, (k, a[k], b[k])
+
+
+def test_precision_auto_follows_the_cpu_and_unknown_values_are_refused(monkeypatch):
+    import pytest
+
+    from model import train_speed
+
+    monkeypatch.setattr(train_speed, "cpu_has_amx_bf16", lambda: False)
+    assert resolve_precision("auto") == "fp32"
+    monkeypatch.setattr(train_speed, "cpu_has_amx_bf16", lambda: True)
+    assert resolve_precision("auto") == "bf16" and resolve_precision("fp32") == "fp32"
+    with pytest.raises(ValueError, match="train.precision"):
+        resolve_precision("fp16")
