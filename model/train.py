@@ -32,7 +32,14 @@ from model.losses import (
     roi_focal_loss,
 )
 from model.roi_prior import encode_mask, fixed_roi
-from model.train_speed import Precision, fp32, resolve_precision, step_autocast, to_memory_format
+from model.train_speed import (
+    Precision,
+    fp32,
+    resolve_precision,
+    step_autocast,
+    to_memory_format,
+    use_channels_last,
+)
 from model.validation import build_validation_set, validate
 
 
@@ -119,7 +126,7 @@ def train_step(
     # 3. discriminative U-Net on (noisy input, detached reconstruction), ROI focal loss
     with step_autocast(precision):
         logits = model.segment_logits(x_noisy, x_hat.detach())
-    pred = torch.sigmoid(logits.float())
+    pred = torch.sigmoid(*fp32(logits))
     loss_s = roi_focal_loss(pred, mask, roi, lc)
     opts.seg.zero_grad(set_to_none=True)
     loss_s.backward()
@@ -270,7 +277,7 @@ def train(
     net, tc = cfg.net, cfg.train
     model = create_grdnet(cfg)  # config errors before any data is read
     precision = resolve_precision(tc.precision)
-    channels_last = tc.channels_last and precision == "bf16"  # model/train_speed.py: why not with fp32
+    channels_last = use_channels_last(tc.channels_last, precision)
     if channels_last:
         model.to(memory_format=torch.channels_last)
     samples = index_split(Path(data_dir), "train")

@@ -35,6 +35,11 @@ def resolve_precision(setting: str) -> Precision:
     return setting  # type: ignore[return-value]
 
 
+def use_channels_last(setting: bool, precision: Precision) -> bool:
+    """``train.channels_last`` takes effect with bf16 only (the float32 crash in the module docstring)."""
+    return setting and precision == "bf16"
+
+
 @contextlib.contextmanager
 def step_autocast(precision: Precision) -> Iterator[None]:
     """The forward passes of one training step; a no-op in fp32."""

@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 import torch
 
 from model import train as train_module
@@ -202,8 +203,6 @@ def test_a_bf16_step_gives_the_float32_step_losses_to_within_bf16_rounding():
 
 
 def test_precision_auto_follows_the_cpu_and_unknown_values_are_refused(monkeypatch):
-    import pytest
-
     from model import train_speed
 
     monkeypatch.setattr(train_speed, "cpu_has_amx_bf16", lambda: False)
