@@ -113,6 +113,21 @@ def cmd_export(a: argparse.Namespace) -> int:
     return 0
 
 
+@command("quantize")
+def cmd_quantize(a: argparse.Namespace) -> int:
+    from engines.int8 import quantize_checkpoint
+    from engines.select import DEFAULT_CACHE
+
+    cache = Path(a.cache) if a.cache else DEFAULT_CACHE
+    meta = quantize_checkpoint(Path(a.checkpoint), Path(a.data), cache, a.calibration_images)
+    acc = meta.accuracy
+    print(
+        f"INT8 graph kept (image AUROC {acc['image_auroc_fp32']:.4f} -> {acc['image_auroc_int8']:.4f}); "
+        "--engine onnxruntime-int8|openvino-int8 use it, and auto weighs it against FP32"
+    )
+    return 0
+
+
 @command("build-engine")
 def cmd_build_engine(a: argparse.Namespace) -> int:
     from engines.tensorrt_build import build_plan
@@ -460,6 +475,12 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--out", required=True)
     x.add_argument("--max-batch", type=int, default=16)
     x.add_argument("--fp16", action="store_true", help="compute in half inside the graph (TensorRT 11 FP16)")
+
+    q = sub.add_parser("quantize", help="INT8 copy of the cached graph for CPU engines, kept only if accurate")
+    q.add_argument("--checkpoint", required=True)
+    q.add_argument("--data", required=True, help="the product's dataset: train/good calibrates, test gates")
+    q.add_argument("--cache", help="engine cache the line uses (default ~/.cache/grdnet-line, GRDNET_CACHE)")
+    q.add_argument("--calibration-images", type=int, default=64)
 
     b = sub.add_parser("build-engine", help="ONNX graph -> TensorRT plan + sidecar (needs a GPU and TensorRT)")
     b.add_argument("--onnx", required=True)

@@ -18,6 +18,12 @@ class Engine(ABC):
 
     def __init__(self, image_size: int, channels: int, max_batch: int) -> None:
         self.image_size, self.channels, self.max_batch = image_size, channels, max_batch
+        self._stage: tuple[np.ndarray, np.ndarray] | None = None
+        self._last_maps: np.ndarray | None = None  # the last batch's maps, kept by engines that compute them anyway
+
+    def check_batch(self, b: int) -> None:
+        if not 1 <= b <= self.max_batch:
+            raise ValueError(f"frames: expected batch 1..{self.max_batch}, got {b}")
 
     def validate(self, frames: np.ndarray, roi: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
         """Check shapes/dtypes (ValueError naming expected and got); default the ROI to all-inspect."""
@@ -31,8 +37,7 @@ class Engine(ABC):
         if frames.shape[3] != c:
             raise ValueError(f"frames: expected {c} channels, got {frames.shape[3]}")
         b = frames.shape[0]
-        if not 1 <= b <= self.max_batch:
-            raise ValueError(f"frames: expected batch 1..{self.max_batch}, got {b}")
+        self.check_batch(b)
         if roi is None:
             roi = np.full((b, s, s), 255, np.uint8)
         elif roi.dtype != np.uint8 or roi.shape != (b, s, s):
@@ -45,6 +50,30 @@ class Engine(ABC):
         """(scores float32 ``[B]``, maps float32 ``[B, S, S]`` or None when not wanted)."""
         frames, roi = self.validate(frames, roi)
         return self._run(frames, roi, want_maps)
+
+    def staging(self, b: int) -> tuple[np.ndarray, np.ndarray]:
+        """Where a caller writes the next batch (frames ``[b, S, S, C]``, ROI ``[b, S, S]``, uint8) before
+        ``infer_staged(b)``: the engine's own input memory (pinned host buffers on a GPU), else arrays allocated
+        once at max batch. The worker assembles its batch here, so no stacked copy is made per batch."""
+        self.check_batch(b)
+        if self._stage is None:
+            s, c = self.image_size, self.channels
+            shape = (self.max_batch, s, s)
+            self._stage = (np.zeros((*shape, c), np.uint8), np.zeros(shape, np.uint8))
+        return self._stage[0][:b], self._stage[1][:b]
+
+    def infer_staged(self, b: int, want_maps: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+        """``infer`` on the first ``b`` rows written through ``staging`` (their shapes are right by construction)."""
+        frames, roi = self.staging(b)
+        return self._run(frames, roi, want_maps)
+
+    def maps_of(self, rows: list[int]) -> np.ndarray:
+        """Maps ``[len(rows), S, S]`` of the given rows of the last batch, run with ``want_maps=False``: the maps
+        a caller needs only for some frames (rejects to archive). A GPU engine copies back just those rows; a CPU
+        engine computed them with the scores and kept the last batch's."""
+        if self._last_maps is None:
+            raise RuntimeError(f"{self.name}: no batch has run yet")
+        return self._last_maps[list(rows)].copy()
 
     @abstractmethod
     def _run(self, frames: np.ndarray, roi: np.ndarray, want_maps: bool) -> tuple[np.ndarray, np.ndarray | None]: ...

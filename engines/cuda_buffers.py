@@ -70,21 +70,47 @@ class DeviceBuffer:
             self.ptr = 0
 
 
+class Event:
+    """Marks a point in a stream: the end of one buffer set's batch, waited on without stalling other streams."""
+
+    def __init__(self) -> None:
+        self.cudart = _cudart()
+        self.handle = _check(self.cudart.cudaEventCreateWithFlags(self.cudart.cudaEventDisableTiming))
+
+    def record(self, stream: Stream) -> None:
+        _check(self.cudart.cudaEventRecord(self.handle, stream.handle))
+
+    def synchronize(self) -> None:
+        _check(self.cudart.cudaEventSynchronize(self.handle))
+
+    def destroy(self) -> None:
+        if self.handle is not None:
+            _check(self.cudart.cudaEventDestroy(self.handle))
+            self.handle = None
+
+
 class Stream:
     def __init__(self) -> None:
         self.cudart = _cudart()
         self.handle = _check(self.cudart.cudaStreamCreate())
 
-    def h2d(self, dst: DeviceBuffer, src: PinnedBuffer, nbytes: int) -> None:
+    def h2d(self, dst: DeviceBuffer, src: PinnedBuffer, nbytes: int, offset: int = 0) -> None:
         kind = self.cudart.cudaMemcpyKind.cudaMemcpyHostToDevice
-        _check(self.cudart.cudaMemcpyAsync(dst.ptr, src.ptr, nbytes, kind, self.handle))
+        _check(self.cudart.cudaMemcpyAsync(dst.ptr + offset, src.ptr + offset, nbytes, kind, self.handle))
 
-    def d2h(self, dst: PinnedBuffer, src: DeviceBuffer, nbytes: int) -> None:
+    def d2h(self, dst: PinnedBuffer, src: DeviceBuffer, nbytes: int, offset: int = 0) -> None:
+        """``nbytes`` from ``offset`` of ``src`` to the same offset of ``dst`` (one row of a batch, or all)."""
         kind = self.cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost
-        _check(self.cudart.cudaMemcpyAsync(dst.ptr, src.ptr, nbytes, kind, self.handle))
+        _check(self.cudart.cudaMemcpyAsync(dst.ptr + offset, src.ptr + offset, nbytes, kind, self.handle))
+
+    def wait(self, event: Event) -> None:
+        """Work enqueued after this starts only when ``event`` has happened (another stream's work)."""
+        _check(self.cudart.cudaStreamWaitEvent(self.handle, event.handle, 0))
 
     def synchronize(self) -> None:
         _check(self.cudart.cudaStreamSynchronize(self.handle))
 
     def destroy(self) -> None:
-        _check(self.cudart.cudaStreamDestroy(self.handle))
+        if self.handle is not None:
+            _check(self.cudart.cudaStreamDestroy(self.handle))
+            self.handle = None

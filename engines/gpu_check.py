@@ -2,8 +2,9 @@
 
 It records which engine ``auto`` picks, checks every GPU engine this host can run (PyTorch CUDA in FP32 and at
 its gated reduced precision, TensorRT where installed) against ONNX Runtime on the CPU on rendered frames, and
-times each by batch (frames/s, p50/p99) for the ``cpu`` preset (the bundled checkpoint) and the ``paper``
-preset (its architecture at 256 px with initial weights: speed does not depend on what the weights learned).
+times each by batch (frames/s, p50/p99; TensorRT also with batches overlapped) for the ``cpu`` preset (the
+bundled checkpoint) and the ``paper`` preset (its architecture at 256 px with initial weights: speed does not
+depend on what the weights learned).
 """
 
 from __future__ import annotations
@@ -23,6 +24,28 @@ TARGETS = {  # issue 14, on an H100-class GPU, paper preset at 256 px
     "torch-cuda best frames/s": 1000.0,
     "tensorrt fp16 best frames/s": 2000.0,
 }
+
+
+def pipelined_fps(engine, frames, batch: int, seconds: float) -> float:
+    """Frames/s with as many batches in flight as the engine has buffer sets (``submit``/``collect``): what the
+    overlap of one batch's copies with another's compute buys over ``infer``'s one at a time."""
+    from collections import deque
+
+    import numpy as np
+
+    s = engine.image_size
+    roi = np.full((batch, s, s), 255, np.uint8)
+    pending: deque = deque()
+    done, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        if len(pending) == len(engine.sets):
+            engine.collect(pending.popleft())
+            done += batch
+        pending.append(engine.submit(frames[:batch], roi))
+    while pending:
+        engine.collect(pending.popleft())
+        done += batch
+    return done / (time.perf_counter() - t0)
 
 
 def _paper_checkpoint(out: Path) -> Path:
@@ -93,6 +116,8 @@ def run_gpu_check(out: Path, batches: list[int], seconds: float = 1.0, log=print
             for b in batches:
                 row = {"engine": label, **time_engine(engine, frames, b, min_seconds=seconds)}
                 row["engine"] = label
+                if hasattr(engine, "submit"):  # TensorRT: also with batches overlapping
+                    row["fps_pipelined"] = round(pipelined_fps(engine, frames, b, seconds), 1)
                 rows.append(row)
                 speed = f"{row['fps']:.0f} frames/s p50 {row['p50_ms']:.2f} p99 {row['p99_ms']:.2f} ms"
                 log(f"{preset} {label} batch {b}: {speed}")
@@ -109,7 +134,7 @@ def _targets(report: dict) -> dict:
     rows = report["presets"].get("paper", {}).get("rows", [])
 
     def best(prefix: str) -> float | None:
-        fps = [r["fps"] for r in rows if r["engine"].startswith(prefix)]
+        fps = [max(r["fps"], r.get("fps_pipelined", 0)) for r in rows if r["engine"].startswith(prefix)]
         return max(fps) if fps else None
 
     p99 = [r["p99_ms"] for r in rows if r["batch"] == 1]
@@ -139,10 +164,16 @@ def markdown(report: dict) -> str:
         ]
         for label, p in r["parity"].items():
             lines.append(f"| {label} | {p['max_score_delta']:.1e} / {p['max_map_delta']:.1e} | {p['verdicts_equal']} |")
-        lines += ["", "| engine | batch | frames/s | p50 ms | p99 ms |", "|---|---|---|---|---|"]
+        lines += [
+            "",
+            "| engine | batch | frames/s | frames/s, batches overlapped | p50 ms | p99 ms |",
+            "|---|---|---|---|---|---|",
+        ]
         for row in r["rows"]:
+            overlapped = f"{row['fps_pipelined']:.0f}" if "fps_pipelined" in row else "-"
             lines.append(
-                f"| {row['engine']} | {row['batch']} | {row['fps']:.0f} | {row['p50_ms']:.2f} | {row['p99_ms']:.2f} |"
+                f"| {row['engine']} | {row['batch']} | {row['fps']:.0f} | {overlapped} | {row['p50_ms']:.2f} "
+                f"| {row['p99_ms']:.2f} |"
             )
         lines.append("")
     t = report["targets"]

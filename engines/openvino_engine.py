@@ -45,5 +45,5 @@ class OpenVinoEngine(Engine):
     def _run(self, frames: np.ndarray, roi: np.ndarray, want_maps: bool) -> tuple[np.ndarray, np.ndarray | None]:
         self.request.infer({"frames": frames, "roi": roi})
         scores = self.request.get_tensor("scores").data.copy()  # the request's buffers are reused next batch
-        maps = self.request.get_tensor("maps").data.copy() if want_maps else None
-        return scores, maps
+        self._last_maps = self.request.get_tensor("maps").data  # valid until the next batch: maps_of copies rows
+        return scores, (self._last_maps.copy() if want_maps else None)

@@ -31,6 +31,5 @@ class OnnxRuntimeEngine(Engine):
         self.providers = self.session.get_providers()
 
     def _run(self, frames: np.ndarray, roi: np.ndarray, want_maps: bool) -> tuple[np.ndarray, np.ndarray | None]:
-        outputs = ["scores", "maps"] if want_maps else ["scores"]
-        result = self.session.run(outputs, {"frames": frames, "roi": roi})
-        return result[0], (result[1] if want_maps else None)
+        scores, self._last_maps = self.session.run(["scores", "maps"], {"frames": frames, "roi": roi})
+        return scores, (self._last_maps if want_maps else None)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from engines.base import Engine, EngineError
 
-KINDS = ("auto", "tensorrt", "torch-cuda", "onnxruntime", "openvino", "torch")
+KINDS = ("auto", "tensorrt", "torch-cuda", "onnxruntime", "openvino", "onnxruntime-int8", "openvino-int8", "torch")
 DEFAULT_CACHE = Path(os.environ.get("GRDNET_CACHE", Path.home() / ".cache" / "grdnet-line"))
 
 
@@ -93,40 +93,76 @@ def open_engine(
             log(engine.parity["why"])
         return engine
     onnx_path = ensure_onnx(checkpoint, cache_dir, max_batch, log)
-    if resolved == "openvino":
-        from engines.openvino_engine import OpenVinoEngine
+    if resolved.endswith("-int8"):  # the graph `quantize` made and gated; refused with what to run when missing
+        from engines.int8 import int8_path, read_int8_sidecar
 
-        return OpenVinoEngine(onnx_path, threads, max_batch)
-    if resolved == "onnxruntime":
-        from engines.ort_engine import OnnxRuntimeEngine
-
-        engine = OnnxRuntimeEngine(onnx_path, threads, max_batch)
+        read_int8_sidecar(int8_path(onnx_path))
+        return cpu_engine(resolved, onnx_path, threads, max_batch)
+    if resolved in ("openvino", "onnxruntime"):
+        engine = cpu_engine(resolved, onnx_path, threads, max_batch)
         if kind == "auto":
             return fastest_cpu_engine(engine, onnx_path, threads, max_batch, log)
         return engine
     from engines.tensorrt_engine import TensorRTEngine
 
-    if plan is None:
+    if plan is None:  # the cached plan, built again whenever it no longer matches graph, TensorRT, GPU or batch
         plan = onnx_path.with_suffix(".plan")
-        if not plan.is_file():
-            from engines.tensorrt_build import build_plan
+        why = cached_plan_stale(plan, onnx_path, max_batch)
+        if why:
+            from engines.tensorrt_build import build_gated_plan
 
-            build_plan(onnx_path, plan, fp16=False, max_batch=max_batch, log=log)
+            log(f"building the TensorRT plan ({why})")
+            build_gated_plan(onnx_path, plan, max_batch, log=log)
     return TensorRTEngine(plan)
 
 
+def cached_plan_stale(plan: Path, onnx_path: Path, max_batch: int) -> str | None:
+    """Why the cached plan must be built again on this machine (None: use it)."""
+    from engines import cuda_buffers as cb
+    from engines.sidecar import plan_stale_reason, read_onnx_sidecar
+    from engines.tensorrt_engine import import_tensorrt
+
+    if not plan.is_file():
+        return f"{plan} not built yet"
+    gpu, capability = cb.gpu_info()
+    onnx_meta, trt_version = read_onnx_sidecar(onnx_path), import_tensorrt().__version__
+    return plan_stale_reason(plan, onnx_meta, max_batch, trt_version, gpu, capability)
+
+
+def cpu_engine(kind: str, onnx_path: Path, threads: int | None, max_batch: int) -> Engine:
+    """ONNX Runtime or OpenVINO on the FP32 graph, or (``-int8``) on its INT8 copy beside it."""
+    if kind.endswith("-int8"):
+        from engines.int8 import int8_path
+
+        onnx_path = int8_path(onnx_path)
+    if kind.startswith("openvino"):
+        from engines.openvino_engine import OpenVinoEngine
+
+        return OpenVinoEngine(onnx_path, threads, max_batch)
+    from engines.ort_engine import OnnxRuntimeEngine
+
+    return OnnxRuntimeEngine(onnx_path, threads, max_batch)
+
+
 def fastest_cpu_engine(ort_engine: Engine, onnx_path: Path, threads: int | None, max_batch: int, log=print) -> Engine:
-    """``auto`` without a GPU: ONNX Runtime, or OpenVINO where it is installed, agrees and is faster here."""
-    from engines.openvino_engine import OpenVinoEngine, openvino_installed
-
-    if not openvino_installed():
-        return ort_engine
+    """``auto`` without a GPU: the fastest here of ONNX Runtime, OpenVINO where it is installed and agrees, and
+    the INT8 graph in either where ``quantize`` made one (it passed its accuracy gate then)."""
     from engines.cpu_choice import choose_cpu_engine
+    from engines.int8 import int8_path, read_int8_sidecar
+    from engines.openvino_engine import openvino_installed
 
+    kinds = ["openvino"] if openvino_installed() else []
     try:
-        ov_engine = OpenVinoEngine(onnx_path, threads, max_batch)
-    except EngineError as exc:
-        log(f"OpenVINO not used: {exc}")
+        read_int8_sidecar(int8_path(onnx_path))
+        kinds += ["onnxruntime-int8"] + (["openvino-int8"] if openvino_installed() else [])
+    except EngineError:
+        pass  # no INT8 graph (or not a gated one): FP32 engines only
+    engines = {"onnxruntime": ort_engine}
+    for kind in kinds:
+        try:
+            engines[kind] = cpu_engine(kind, onnx_path, threads, max_batch)
+        except EngineError as exc:
+            log(f"{kind} not used: {exc}")
+    if len(engines) == 1:
         return ort_engine
-    engines = {"onnxruntime": ort_engine, "openvino": ov_engine}
     return engines[choose_cpu_engine(engines, onnx_path, threads, max_batch or ort_engine.max_batch, log)]

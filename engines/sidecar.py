@@ -28,6 +28,7 @@ class OnnxMeta(BaseModel):
     outputs: dict[str, str]
     parity: dict[str, float] = {}
     torch_version: str = ""
+    accuracy: dict[str, float | int | str] = {}  # an INT8 graph's gate figures (engines/int8.py)
 
 
 class PlanMeta(BaseModel):
@@ -42,6 +43,7 @@ class PlanMeta(BaseModel):
     compute_capability: str
     precision: str
     profile: dict[str, list[int]]  # min/opt/max frames shape
+    parity: dict[str, float | bool] = {}  # against ONNX Runtime on CPU, for plans ``auto`` built (same gate as export)
 
 
 def sha256_file(path: Path) -> str:
@@ -82,6 +84,26 @@ def read_plan_sidecar(path: Path) -> PlanMeta:
     if sha256_file(path) != meta.plan_sha256:
         raise EngineError(f"{path}: sha256 differs from its sidecar (corrupt or replaced); rebuild with build-engine")
     return meta  # type: ignore[return-value]
+
+
+def plan_stale_reason(
+    plan: Path, onnx: OnnxMeta, max_batch: int, trt_version: str, gpu_name: str, capability: str
+) -> str | None:
+    """Why the cached ``plan`` cannot serve this graph on this machine (None: it can). A plan is made from one
+    graph for one TensorRT and GPU with one profile; any of them changing means building it again."""
+    try:
+        meta = read_plan_sidecar(plan)
+    except EngineError as exc:
+        return str(exc)
+    if meta.onnx_sha256 != onnx.sha256:
+        return f"{plan}: built from another graph (sha256 {meta.onnx_sha256[:12]}, the graph is {onnx.sha256[:12]})"
+    if meta.profile["max"][0] < max_batch:
+        return f"{plan}: profile holds {meta.profile['max'][0]} frames a batch, {max_batch} wanted"
+    try:
+        check_plan_matches(meta, plan, trt_version, gpu_name, capability)
+    except EngineError as exc:
+        return str(exc)
+    return None
 
 
 def check_plan_matches(meta: PlanMeta, plan: Path, trt_version: str, gpu_name: str, capability: str) -> None:

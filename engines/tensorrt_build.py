@@ -69,6 +69,31 @@ def _progress_monitor(trt, log):
     return Monitor()
 
 
+def write_atomically(path: Path, data: bytes) -> None:
+    """A reader (another line starting, a second build) sees the old file or the new one, never half of one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def attach_timing_cache(config, cache_path: Path, log=print) -> bool:
+    """Give the builder the timing cache on disk; True when it was taken. A cache from another TensorRT version
+    or GPU is refused by TensorRT (``set_timing_cache`` returns False): then the build starts from an empty
+    cache, says so, and the file is replaced by this machine's cache after the build."""
+    blob = cache_path.read_bytes() if cache_path.is_file() else b""
+    cache = config.create_timing_cache(blob)
+    if cache is not None and config.set_timing_cache(cache, ignore_mismatch=False):
+        return True
+    if not blob:
+        raise EngineError("TensorRT could not create an empty timing cache")
+    log(f"timing cache {cache_path} was made by another TensorRT or GPU: not used, replaced after this build")
+    cache = config.create_timing_cache(b"")
+    if cache is None or not config.set_timing_cache(cache, ignore_mismatch=False):
+        raise EngineError("TensorRT could not create an empty timing cache")
+    return False
+
+
 def build_plan(
     onnx_path: Path, out: Path, fp16: bool = False, max_batch: int = 16, timing_cache: Path | None = None, log=print
 ) -> PlanMeta:
@@ -98,18 +123,14 @@ def build_plan(
         profile.set_shape(name, s["min"], s["opt"], s["max"])
     config.add_optimization_profile(profile)
     cache_path = Path(timing_cache or out.parent / "timing.cache")
-    cache = config.create_timing_cache(cache_path.read_bytes() if cache_path.is_file() else b"")
-    config.set_timing_cache(cache, ignore_mismatch=False)
+    attach_timing_cache(config, cache_path, log)
     config.progress_monitor = _progress_monitor(trt, log)
     t0 = time.monotonic()
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:
         raise EngineError(f"{onnx_path}: TensorRT build failed (see the messages above)")
-    cache_path.write_bytes(bytes(config.get_timing_cache().serialize()))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_bytes(bytes(serialized))
-    os.replace(tmp, out)
+    write_atomically(cache_path, bytes(config.get_timing_cache().serialize()))
+    write_atomically(out, bytes(serialized))
     precision = "fp16" if (fp16_flag or onnx_meta.precision == "fp16") else "fp32"
     meta = PlanMeta(
         checkpoint_id=onnx_meta.checkpoint_id,
@@ -124,9 +145,47 @@ def build_plan(
         precision=precision,
         profile={k: list(v) for k, v in shapes["frames"].items()},
     )
-    sidecar_path(out).write_text(meta.model_dump_json(indent=1))
+    write_atomically(sidecar_path(out), meta.model_dump_json(indent=1).encode())
     log(
         f"built {out} in {time.monotonic() - t0:.0f} s ({precision}, profile 1/{shapes['frames']['opt'][0]}/"
         f"{max_batch}, timing cache {cache_path})"
     )
     return meta
+
+
+def build_gated_plan(onnx_path: Path, out: Path, max_batch: int, log=print) -> PlanMeta:
+    """The plan ``auto`` builds and caches: FP16 where the GPU has fast half math (compute capability 7.0+) and
+    TensorRT takes the FP16 flag (10.x; 11 needs an FP16 graph, which export's parity gate refuses today), kept
+    only if it matches ONNX Runtime on CPU within export's ``PARITY_LIMIT`` with the same verdicts; else FP32,
+    which must pass the same gate. The figures go into the plan's sidecar."""
+    from dataclasses import asdict
+
+    from engines import cuda_buffers as cb
+    from engines.export import PARITY_LIMIT, compare, parity_frames
+    from engines.ort_engine import OnnxRuntimeEngine
+    from engines.tensorrt_engine import TensorRTEngine, import_tensorrt
+
+    _, capability = cb.gpu_info()
+    fast_fp16 = int(capability.split(".")[0]) >= 7 and trt_major(import_tensorrt().__version__) < 11
+    reference = OnnxRuntimeEngine(onnx_path)
+    frames = parity_frames(reference.image_size, reference.channels, min(4, max_batch))
+    for fp16 in (True, False) if fast_fp16 else (False,):
+        meta = build_plan(onnx_path, out, fp16=fp16, max_batch=max_batch, log=log)
+        engine = TensorRTEngine(out)
+        try:
+            parity = compare(reference.infer, engine.infer, frames, meta.threshold)
+        finally:
+            engine.close()
+        meta.parity = asdict(parity)
+        write_atomically(sidecar_path(out), meta.model_dump_json(indent=1).encode())
+        worst = max(parity.max_score_delta, parity.max_map_delta)
+        if worst <= PARITY_LIMIT and parity.verdicts_equal:
+            return meta
+        why = f"{meta.precision} plan differs from ONNX Runtime by {worst:.1e} (limit {PARITY_LIMIT})"
+        why += "" if parity.verdicts_equal else ", verdicts differ"
+        if not fp16:
+            out.unlink(missing_ok=True)
+            sidecar_path(out).unlink(missing_ok=True)
+            raise EngineError(f"{out}: {why}: not used; run_line.py bench --gpu-check shows the figures")
+        log(f"{why}: building FP32")
+    raise AssertionError("unreachable: the FP32 pass returns or raises")

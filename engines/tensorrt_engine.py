@@ -1,16 +1,28 @@
 """TensorRT runtime engine (TensorRT 10/11 API: named tensors, ``set_input_shape``, ``set_tensor_address``,
-``execute_async_v3`` on its own stream). Buffers are allocated once at max batch and reused; maps are
-copied back only when asked. ``tensorrt`` is imported here only, lazily.
+``execute_async_v3``). ``tensorrt`` is imported here only, lazily.
+
+Everything about the tensors comes from the engine itself (``get_tensor_mode``, ``get_tensor_dtype``, profile 0's
+max shape for inputs, the context's inferred shapes for outputs), so a plan built with another max batch or
+output precision is sized right. Two or more buffer sets (pinned host and device buffers, a copy stream, events)
+feed one execution context on one compute stream: ``submit`` enqueues a batch's H2D on its set's copy stream,
+the execution on the compute stream after that copy's event, and the scores' D2H back on the copy stream after
+the execution's event, then returns; so the copies of batch n+1 overlap the compute of batch n, and ``collect``
+waits on that batch's done-event only. One context serves every set (TensorRT captures tensor addresses and
+shapes at enqueue), so nothing depends on contexts sharing an optimisation profile. Maps stay on the GPU unless
+asked for; ``maps_of`` copies back only the rows a caller needs (rejects).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from engines.base import Engine, EngineError
 from engines.sidecar import check_plan_matches, read_plan_sidecar
+
+INPUTS, OUTPUTS = ("frames", "roi"), ("scores", "maps")
 
 
 def import_tensorrt():
@@ -21,10 +33,67 @@ def import_tensorrt():
     return trt
 
 
+@dataclass(frozen=True)
+class TensorSpec:
+    """One I/O tensor of the engine at the largest batch its profile allows."""
+
+    name: str
+    is_input: bool
+    dtype: np.dtype
+    max_shape: tuple[int, ...]
+
+    @property
+    def row_bytes(self) -> int:
+        """Bytes of one frame's slice (the batch axis is the first)."""
+        return int(np.prod(self.max_shape[1:], dtype=np.int64)) * self.dtype.itemsize
+
+
+def discover_io(trt, engine, context) -> dict[str, TensorSpec]:
+    """The engine's I/O tensors as it declares them. Inputs take profile 0's max shape; outputs the shape the
+    context infers for those inputs. Refuses a plan that is not the inference graph (docs/design.md 3.5)."""
+    names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
+    modes = {n: engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT for n in names}
+    missing = [n for n in INPUTS if not modes.get(n, False)] + [n for n in OUTPUTS if modes.get(n, True)]
+    if missing or len(names) != len(INPUTS) + len(OUTPUTS):
+        raise EngineError(
+            f"plan I/O is {sorted(names)}: expected inputs {list(INPUTS)} and outputs {list(OUTPUTS)}; "
+            "build it from run_line.py export's graph"
+        )
+    shapes = {}
+    for name in INPUTS:
+        shapes[name] = tuple(int(d) for d in engine.get_tensor_profile_shape(name, 0)[2])
+        set_shape(context, name, shapes[name])
+    for name in OUTPUTS:
+        shapes[name] = tuple(int(d) for d in context.get_tensor_shape(name))
+        if any(d < 0 for d in shapes[name]):
+            raise EngineError(f"plan output {name}: shape {shapes[name]} unresolved at the profile's max inputs")
+    return {n: TensorSpec(n, modes[n], np.dtype(trt.nptype(engine.get_tensor_dtype(n))), shapes[n]) for n in names}
+
+
+def set_shape(context, name: str, shape: tuple[int, ...]) -> None:
+    """``set_input_shape`` returns False (not raises) for a shape outside the profile: never ignore it."""
+    if not context.set_input_shape(name, tuple(shape)):
+        raise EngineError(f"TensorRT refused input shape {tuple(shape)} for {name!r} (outside the plan's profile)")
+
+
+@dataclass
+class BufferSet:
+    """One batch in flight: its buffers (sized at the profile's max), copy stream and events."""
+
+    copies: object  # Stream: this set's H2D and D2H
+    inputs_copied: object  # Event: H2D done, the execution may start
+    computed: object  # Event: execution done, the D2H may start
+    done: object  # Event: the results are in pinned host memory
+    host: dict = field(default_factory=dict)  # name -> PinnedBuffer
+    device: dict = field(default_factory=dict)  # name -> DeviceBuffer
+    rows: int = 0  # frames of the batch in flight (0: free)
+    maps_copied: bool = False
+
+
 class TensorRTEngine(Engine):
     name = "tensorrt"
 
-    def __init__(self, plan: Path) -> None:
+    def __init__(self, plan: Path, buffer_sets: int = 2) -> None:
         from engines import cuda_buffers as cb
 
         trt = import_tensorrt()
@@ -35,48 +104,105 @@ class TensorRTEngine(Engine):
         except RuntimeError as exc:
             raise EngineError(f"{plan}: no usable GPU: {exc}") from exc
         check_plan_matches(meta, plan, trt.__version__, gpu, capability)
-        self.meta = meta
-        max_batch = meta.profile["max"][0]
-        super().__init__(meta.image_size, meta.channels, max_batch)
+        self.meta, self.cb = meta, cb
+        self.sets: list[BufferSet] = []
         self.logger = trt.Logger(trt.Logger.WARNING)
         self.runtime = trt.Runtime(self.logger)
         self.engine = self.runtime.deserialize_cuda_engine(plan.read_bytes())
         if self.engine is None:
             raise EngineError(f"{plan}: TensorRT could not deserialize the plan; rebuild it with build-engine")
         self.context = self.engine.create_execution_context()
-        s, c = self.image_size, self.channels
-        shapes = {
-            "frames": (max_batch, s, s, c),
-            "roi": (max_batch, s, s),
-            "scores": (max_batch,),
-            "maps": (max_batch, s, s),
-        }
-        self.host: dict[str, cb.PinnedBuffer] = {}
-        self.device: dict[str, cb.DeviceBuffer] = {}
-        for i in range(self.engine.num_io_tensors):
-            name = self.engine.get_tensor_name(i)
-            dtype = np.dtype(trt.nptype(self.engine.get_tensor_dtype(name)))
-            self.host[name] = cb.PinnedBuffer(shapes[name], dtype)
-            self.device[name] = cb.DeviceBuffer(self.host[name].nbytes)
-            self.context.set_tensor_address(name, int(self.device[name].ptr))
-        self.stream = cb.Stream()
+        self.io = discover_io(trt, self.engine, self.context)
+        _, s, _, c = self.io["frames"].max_shape
+        super().__init__(s, c, min(self.io[n].max_shape[0] for n in INPUTS))  # what every input's profile allows
+        self.compute = cb.Stream()
+        for _ in range(max(1, buffer_sets)):
+            bs = BufferSet(cb.Stream(), cb.Event(), cb.Event(), cb.Event())
+            for name, spec in self.io.items():
+                bs.host[name] = cb.PinnedBuffer(spec.max_shape, spec.dtype)
+                bs.device[name] = cb.DeviceBuffer(bs.host[name].nbytes)
+            self.sets.append(bs)
+        self.next = 0  # the set the next batch goes to
+        self.last: BufferSet | None = None  # the set of the last collected batch (its maps are still on the GPU)
+        self._last_rows = 0
+
+    def staging(self, b: int) -> tuple[np.ndarray, np.ndarray]:
+        """The next buffer set's pinned input memory: the caller's batch assembly is the only host copy."""
+        self.check_batch(b)
+        bs = self.sets[self.next]
+        if bs.rows:
+            raise RuntimeError(f"all {len(self.sets)} buffer sets hold batches: collect one before submitting more")
+        return bs.host["frames"].array[:b], bs.host["roi"].array[:b]
+
+    def submit(self, frames: np.ndarray, roi: np.ndarray, want_maps: bool = False) -> BufferSet:
+        """Enqueue one batch on the next buffer set and return without waiting; ``collect`` gives its results."""
+        b = len(frames)
+        staged_frames, staged_roi = self.staging(b)
+        bs = self.sets[self.next]
+        for name, spec in self.io.items():  # first, so a refused shape enqueues nothing; captured at enqueue
+            if spec.is_input:
+                set_shape(self.context, name, (b, *spec.max_shape[1:]))
+            if not self.context.set_tensor_address(name, int(bs.device[name].ptr)):
+                raise EngineError(f"TensorRT refused the address of {name!r}")
+        for name, arr, staged in (("frames", frames, staged_frames), ("roi", roi, staged_roi)):
+            if not np.shares_memory(staged, arr):
+                staged[...] = arr
+            bs.copies.h2d(bs.device[name], bs.host[name], b * self.io[name].row_bytes)
+        bs.inputs_copied.record(bs.copies)
+        self.compute.wait(bs.inputs_copied)
+        if not self.context.execute_async_v3(self.compute.handle):
+            raise RuntimeError("TensorRT execute_async_v3 failed")
+        bs.computed.record(self.compute)
+        bs.copies.wait(bs.computed)
+        bs.copies.d2h(bs.host["scores"], bs.device["scores"], b * self.io["scores"].row_bytes)
+        if want_maps:
+            bs.copies.d2h(bs.host["maps"], bs.device["maps"], b * self.io["maps"].row_bytes)
+        bs.done.record(bs.copies)
+        bs.rows, bs.maps_copied = b, want_maps
+        self.next = (self.next + 1) % len(self.sets)
+        return bs
+
+    def collect(self, bs: BufferSet) -> tuple[np.ndarray, np.ndarray | None]:
+        """Wait for ``bs``'s batch; (scores, maps or None), copied out of the set's pinned buffers."""
+        bs.done.synchronize()
+        b, bs.rows = bs.rows, 0
+        self.last, self._last_rows = bs, b
+        scores = bs.host["scores"].array[:b].astype(np.float32)
+        maps = bs.host["maps"].array[:b].astype(np.float32) if bs.maps_copied else None
+        return scores, maps
 
     def _run(self, frames: np.ndarray, roi: np.ndarray, want_maps: bool) -> tuple[np.ndarray, np.ndarray | None]:
-        b = frames.shape[0]
-        for name, arr in (("frames", frames), ("roi", roi)):
-            self.host[name].array[:b] = arr
-            self.context.set_input_shape(name, arr.shape)
-            self.stream.h2d(self.device[name], self.host[name], arr.nbytes)
-        if not self.context.execute_async_v3(self.stream.handle):
-            raise RuntimeError("TensorRT execute_async_v3 failed")
-        self.stream.d2h(self.host["scores"], self.device["scores"], b * 4)
-        if want_maps:
-            self.stream.d2h(self.host["maps"], self.device["maps"], b * self.image_size**2 * 4)
-        self.stream.synchronize()
-        scores = self.host["scores"].array[:b].copy()
-        return scores, (self.host["maps"].array[:b].copy() if want_maps else None)
+        return self.collect(self.submit(frames, roi, want_maps))
+
+    def maps_of(self, rows: list[int]) -> np.ndarray:
+        """Rows of the last collected batch's maps, copied back one row each (still on the GPU until that buffer
+        set takes another batch)."""
+        bs = self.last
+        if bs is None:
+            raise RuntimeError(f"{self.name}: no batch has run yet")
+        spec = self.io["maps"]
+        if not bs.maps_copied:
+            for r in rows:
+                if not 0 <= r < self._last_rows:
+                    raise IndexError(f"row {r} outside the last batch of {self._last_rows}")
+                bs.copies.d2h(bs.host["maps"], bs.device["maps"], spec.row_bytes, offset=r * spec.row_bytes)
+            bs.copies.synchronize()
+        return bs.host["maps"].array[list(rows)].astype(np.float32)
 
     def close(self) -> None:
-        for buf in (*self.host.values(), *self.device.values()):
-            buf.free()
-        self.stream.destroy()
+        """Finish what is in flight, release the context before the memory bound to it; safe to call twice."""
+        sets, self.sets = self.sets, []
+        for bs in sets:  # whatever was enqueued, collected or not
+            bs.copies.synchronize()
+        if sets:
+            self.compute.synchronize()
+        self.context = None  # first: it holds the addresses of the buffers freed below
+        for bs in sets:
+            for buf in (*bs.host.values(), *bs.device.values()):
+                buf.free()
+            for event in (bs.inputs_copied, bs.computed, bs.done):
+                event.destroy()
+            bs.copies.destroy()
+        if sets:
+            self.compute.destroy()
+        self.last = None

@@ -83,6 +83,7 @@ class TorchCudaEngine(Engine):
         s, c = self.image_size, self.channels
         self._host_frames = torch.empty((max_batch, s, s, c), dtype=torch.uint8, pin_memory=pin)
         self._host_roi = torch.empty((max_batch, s, s), dtype=torch.uint8, pin_memory=pin)
+        self._device_maps: torch.Tensor | None = None
 
     def _forward(self, frames: torch.Tensor, roi: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         with torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype != torch.float32):
@@ -127,8 +128,10 @@ class TorchCudaEngine(Engine):
     @torch.inference_mode()
     def _run(self, frames: np.ndarray, roi: np.ndarray, want_maps: bool) -> tuple[np.ndarray, np.ndarray | None]:
         b = len(frames)
-        self._host_frames[:b].numpy()[...] = frames  # one copy into pinned memory; the H2D below is async
-        self._host_roi[:b].numpy()[...] = roi
+        for host, arr in ((self._host_frames, frames), (self._host_roi, roi)):
+            view = host[:b].numpy()
+            if not np.shares_memory(view, arr):  # written through staging(): already in pinned memory
+                view[...] = arr  # one copy into pinned memory; the H2D below is async
         if not self.use_graphs:
             f = self._host_frames[:b].to(self.device, non_blocking=True)
             r = self._host_roi[:b].to(self.device, non_blocking=True)
@@ -141,8 +144,20 @@ class TorchCudaEngine(Engine):
                 r[b:].zero_()  # padding rows: nothing inspected, outputs dropped
             graph.replay()
             scores, maps = out_s[:b], out_m[:b]
+        self._device_maps = maps  # on the GPU until the next batch: maps_of copies back only the rows asked for
         out_scores = scores.float().cpu().numpy()
         return out_scores, (maps.float().cpu().numpy() if want_maps else None)
+
+    def staging(self, b: int) -> tuple[np.ndarray, np.ndarray]:
+        """The pinned host buffers themselves: the caller's batch assembly is the only host copy."""
+        self.check_batch(b)
+        return self._host_frames[:b].numpy(), self._host_roi[:b].numpy()
+
+    def maps_of(self, rows: list[int]) -> np.ndarray:
+        if self._device_maps is None:
+            raise RuntimeError(f"{self.name}: no batch has run yet")
+        index = torch.as_tensor(list(rows), dtype=torch.long, device=self._device_maps.device)
+        return self._device_maps.index_select(0, index).float().cpu().numpy()
 
     def describe(self) -> str:
         extras = self.parity["precision"] + (", CUDA graphs" if self.use_graphs else "")

@@ -25,4 +25,5 @@ class TorchEngine(Engine):
     @torch.inference_mode()
     def _run(self, frames: np.ndarray, roi: np.ndarray, want_maps: bool) -> tuple[np.ndarray, np.ndarray | None]:
         scores, maps = self.graph(torch.from_numpy(frames), torch.from_numpy(roi))
-        return scores.numpy(), maps.numpy() if want_maps else None
+        self._last_maps = maps.numpy()
+        return scores.numpy(), self._last_maps if want_maps else None

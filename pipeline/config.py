@@ -124,7 +124,9 @@ class CurveKeys(_Strict):
 class WorkerConfig(_Strict):
     endpoints: list[str] = Field(default_factory=lambda: ["ipc:///tmp/grdnet-worker0.sock"], min_length=1)
     checkpoint: str = str(BUNDLED_CHECKPOINT)
-    engine: Literal["auto", "tensorrt", "torch-cuda", "onnxruntime", "openvino", "torch"] = "auto"
+    engine: Literal[
+        "auto", "tensorrt", "torch-cuda", "onnxruntime", "openvino", "onnxruntime-int8", "openvino-int8", "torch"
+    ] = "auto"
     plan: str | None = None
     threads: int | None = Field(None, ge=1)
     max_batch: int = Field(4, ge=1)

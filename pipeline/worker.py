@@ -198,11 +198,15 @@ class Worker:
         for j in batch:
             self.metrics.stage.labels("queue").observe((t_start_ns - j.t_recv_ns) / 1e9)
         self.metrics.batch_size.observe(len(batch))
-        frames = np.stack([j.image for j in batch])
-        roi = np.stack([j.roi for j in batch])
-        want_maps = self.archive is not None
         try:
-            scores, maps = self.engine.infer(frames, roi, want_maps=want_maps)
+            # the batch is assembled in the engine's own input memory (pinned on a GPU): no stacked copy
+            frames, roi = self.engine.staging(len(batch))
+            for i, j in enumerate(batch):
+                frames[i], roi[i] = j.image, j.roi
+            scores, _ = self.engine.infer_staged(len(batch), want_maps=False)
+            reasons = [judge(float(scores[i]), j.threshold) for i, j in enumerate(batch)]
+            rejects = [i for i, r in enumerate(reasons) if r == "anomaly"] if self.archive is not None else []
+            maps = dict(zip(rejects, self.engine.maps_of(rejects), strict=True)) if rejects else {}
         except Exception as exc:  # any engine failure: reject the batch, keep the line running
             self.metrics.engine_errors.inc()
             self.warn("engine_error", f"engine failed on a batch of {len(batch)}: {exc!r}")
@@ -211,9 +215,8 @@ class Worker:
         self.metrics.stage.labels("engine").observe((done - t_start_ns) / 1e9)
         out = []
         for i, j in enumerate(batch):
-            reason = judge(float(scores[i]), j.threshold)
-            path = None
-            if reason == "anomaly" and self.archive is not None and maps is not None:
+            reason, path = reasons[i], None
+            if i in maps:  # a reject to archive: its map was copied back, the others' never were
                 p = self.archive.path_for(j.camera, j.epoch, j.frame_id)
                 path = str(p) if p is not None and self.archive.submit(p, j.image, maps[i]) else None
             out.append(

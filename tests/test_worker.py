@@ -107,6 +107,41 @@ def test_engine_error_rejects_the_batch_and_the_worker_goes_on(tiny_onnx, redis_
     assert timed == [4, 5], "only inferred frames are timed"
 
 
+def test_maps_are_fetched_only_for_rejects_and_are_those_frames_maps(tiny_onnx, redis_server, tmp_path):
+    from pipeline.archive import RejectArchive
+
+    class CountingEngine(OnnxRuntimeEngine):
+        asked: list = []
+
+        def maps_of(self, rows):
+            self.asked.append(list(rows))
+            return super().maps_of(rows)
+
+    class KeptArchive(RejectArchive):
+        kept: dict = {}
+
+        def submit(self, path, frame, amap):
+            self.kept[path.name] = (frame.copy(), amap.copy())
+            return super().submit(path, frame, amap)
+
+    engine = CountingEngine(tiny_onnx, threads=1)
+    w = _worker(tiny_onnx, redis_server.url, "t:maps", engine=engine)
+    w.archive = KeptArchive(tmp_path / "rejects", max_bytes=10**7)
+    now = time.time_ns()
+    cameras = ["cam0", "cam1", "cam0", "cam1"]  # cam1's threshold of -1 rejects; cam0's 0.5 passes the tiny model
+    for i, cam in enumerate(cameras):
+        w.on_message(_msg(cam, i, now), now)
+    w.step(time.time_ns(), force=True)
+    w.archive.close()
+    rows = _entries(redis_server.url, "t:maps")
+    rejected = [i for i, r in enumerate(rows) if r["reason"] == "anomaly"]
+    assert {1, 3} <= set(rejected) and engine.asked == [rejected], "one fetch, of the rejected rows only"
+    assert sorted(KeptArchive.kept) == sorted(f"{rows[i]['camera']}_0_{rows[i]['frame_id']}.png" for i in rejected)
+    for frame, amap in KeptArchive.kept.values():  # each archived map is its own frame's map
+        _, ref = OnnxRuntimeEngine(tiny_onnx, threads=1).infer(frame[None], w.preps["cam1"].roi[None])
+        assert np.abs(amap - ref[0]).max() <= 1e-6
+
+
 def test_frames_past_the_deadline_are_late_rejects_without_inference(tiny_onnx, redis_server):
     w = _worker(tiny_onnx, redis_server.url, "t:late", deadline_ms=50)
     now = time.time_ns()
