@@ -119,7 +119,7 @@ def cmd_quantize(a: argparse.Namespace) -> int:
     from engines.select import DEFAULT_CACHE
 
     cache = Path(a.cache) if a.cache else DEFAULT_CACHE
-    meta = quantize_checkpoint(Path(a.checkpoint), Path(a.data), cache, a.calibration_images)
+    meta = quantize_checkpoint(Path(a.checkpoint), Path(a.data), Path(a.eval), cache, a.calibration_images)
     acc = meta.accuracy
     print(
         f"INT8 graph kept (image AUROC {acc['image_auroc_fp32']:.4f} -> {acc['image_auroc_int8']:.4f}); "
@@ -478,7 +478,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     q = sub.add_parser("quantize", help="INT8 copy of the cached graph for CPU engines, kept only if accurate")
     q.add_argument("--checkpoint", required=True)
-    q.add_argument("--data", required=True, help="the product's dataset: train/good calibrates, test gates")
+    q.add_argument("--data", required=True, help="the product's training set: train/good calibrates")
+    q.add_argument("--eval", required=True, help="a labelled set training never saw: its test split gates")
     q.add_argument("--cache", help="engine cache the line uses (default ~/.cache/grdnet-line, GRDNET_CACHE)")
     q.add_argument("--calibration-images", type=int, default=64)
 

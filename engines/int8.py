@@ -85,10 +85,12 @@ def image_auroc_of(engine, frames: np.ndarray, roi: np.ndarray, labels: np.ndarr
     return image_auroc(labels, s), s
 
 
-def quantize_checkpoint(checkpoint: Path, data_dir: Path, cache_dir: Path, calibration_images: int = 64, log=print):
-    """Quantize the checkpoint's cached graph, calibrated on ``data_dir/train/good`` and gated on
-    ``data_dir``'s test split; returns the INT8 graph's sidecar. Raises EngineError (nothing written) when the
-    INT8 graph loses more than ``MAX_AUROC_DROP`` of image AUROC."""
+def quantize_checkpoint(
+    checkpoint: Path, data_dir: Path, eval_dir: Path, cache_dir: Path, calibration_images: int = 64, log=print
+):
+    """Quantize the checkpoint's cached graph, calibrated on ``data_dir/train/good`` and gated on ``eval_dir``'s
+    test split (a render or recording training never saw); returns the INT8 graph's sidecar. Raises EngineError
+    (nothing written) when the INT8 graph loses more than ``MAX_AUROC_DROP`` of image AUROC."""
     from engines.ort_engine import OnnxRuntimeEngine
     from engines.select import ensure_onnx
     from model.checkpoint import read_meta
@@ -104,10 +106,10 @@ def quantize_checkpoint(checkpoint: Path, data_dir: Path, cache_dir: Path, calib
         raise EngineError(f"{data_dir}/train/good: no good images to calibrate the INT8 graph on")
     pick = np.linspace(0, len(good) - 1, min(calibration_images, len(good))).round().astype(int)
     calib = np.stack([read_image(good[i].path, size, ch) for i in sorted(set(pick))])
-    test = index_split(Path(data_dir), "test", use_roi=False)
+    test = index_split(Path(eval_dir), "test", use_roi=False)
     labels = np.array([0 if s.label == "good" else 1 for s in test])
     if len(set(labels)) < 2:
-        raise EngineError(f"{data_dir}/test: the INT8 gate needs good and defective test images")
+        raise EngineError(f"{eval_dir}/test: the INT8 gate needs good and defective test images")
     frames = np.stack([read_image(s.path, size, ch) for s in test])
     out = int8_path(onnx_path)
     candidate = out.with_name(out.name + ".candidate")
@@ -126,10 +128,11 @@ def quantize_checkpoint(checkpoint: Path, data_dir: Path, cache_dir: Path, calib
         "max_score_delta": float(np.abs(fp32_scores - int8_scores).max()),
         "n_test": len(frames),
         "n_calibration": len(calib),
-        "data": str(data_dir),
+        "calibration_data": str(data_dir),
+        "eval_data": str(eval_dir),
     }
     log(
-        f"INT8 gate on {len(frames)} test images of {data_dir}: image AUROC {fp32_auroc:.4f} (FP32) -> "
+        f"INT8 gate on {len(frames)} test images of {eval_dir}: image AUROC {fp32_auroc:.4f} (FP32) -> "
         f"{int8_auroc:.4f} (INT8), same verdict on {accuracy['verdicts_equal_share']:.1%}"
     )
     if fp32_auroc - int8_auroc > MAX_AUROC_DROP:

@@ -120,6 +120,13 @@ class TrainConfig(_Strict):
     channels_last: bool = Field(
         True, description="with bf16: channels-last tensors, oneDNN's preferred layout (never with fp32: it crashed)"
     )
+    ema_decay: float = Field(
+        0.0,
+        ge=0,
+        lt=1,
+        description="validate and keep an exponential moving average of the weights, updated every step with this "
+        "decay (0: the raw weights); it smooths the step-to-step noise of a short run",
+    )
     loader_workers: int = Field(1, ge=0, description="processes that synthesise batches beside training (0: inline)")
     bn_batches: int = Field(
         0, ge=0, description="before each validation: recompute BatchNorm statistics over this many batches (0: no)"

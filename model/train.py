@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
@@ -215,9 +216,11 @@ def run_epoch(
     lr_at: Callable[[int], float] | None = None,
     precision: Precision = "fp32",
     channels_last: bool = False,
+    average: AveragedModel | None = None,
 ) -> dict:
     """One pass over ``loader``; the mean of each loss and the epoch's seconds. ``lr_at(step)``: the learning
-    rate of each step (the budget schedule), else the schedulers step once at the end."""
+    rate of each step (the budget schedule), else the schedulers step once at the end. ``average``: updated
+    after every step."""
     e0 = time.monotonic()
     model.train()
     sums: dict[str, float] = {}
@@ -226,6 +229,8 @@ def run_epoch(
         if lr_at is not None:
             set_lr(opts, lr_at(step))
         losses = train_step(model, opts, to_memory_format(batch, channels_last), cfg, precision)
+        if average is not None:
+            average.update_parameters(model)
         for k, v in losses.items():
             sums[k] = sums.get(k, 0.0) + v
         bar.set_postfix({k: f"{losses[k]:.3f}" for k in ("d", "gen", "con", "seg")})
@@ -303,6 +308,10 @@ def train(
         else None
     )
     opts = make_optimisers(model, cfg)
+    # the weights validated and kept: the raw ones, or their moving average (BatchNorm statistics are recomputed
+    # for whichever is validated, so the average's own buffers never matter)
+    average = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(tc.ema_decay)) if tc.ema_decay else None
+    judged = average.module if average is not None else model
     history: list[dict] = []
     selection = Selection()
     stop_reason = "epochs"
@@ -315,9 +324,8 @@ def train(
             def lr_at(step: int, epoch: int = epoch) -> float:
                 return tc.lr * cosine_factor(budget.fraction(epoch, step), tc.cosine_floor)
 
-        means = run_epoch(
-            model, opts, loader, cfg, f"epoch {epoch + 1}/{tc.epochs}", progress, lr_at, precision, channels_last
-        )
+        desc = f"epoch {epoch + 1}/{tc.epochs}"
+        means = run_epoch(model, opts, loader, cfg, desc, progress, lr_at, precision, channels_last, average)
         means["epoch"] = epoch + 1
         history.append(means)
         line = f"epoch {epoch + 1}: " + " ".join(f"{k}={means[k]:.4f}" for k in ("d", "gen", "con", "seg"))
@@ -335,14 +343,14 @@ def train(
         due = due and budget.fraction(epoch + 1, 0) > tc.validate_from
         if vs is not None and tc.validate_every and (due or last):
             v0 = time.monotonic()
-            recompute_bn_statistics(model, loader, tc.bn_batches, epoch_tag=100_000 + epoch)
-            model.eval()
+            recompute_bn_statistics(judged, loader, tc.bn_batches, epoch_tag=100_000 + epoch)
+            judged.eval()
             good_maps = None
             if level_frames is not None:  # half the level frames: a validation every other epoch must stay cheap
-                good_maps = score_images(model, level_frames[: max(1, len(level_frames) // 2)], prior)[1]
-            figures, val_scores = validate(model, vs, tc.smoothing_kernels, prior, good_maps, inf.level_widen_px)
+                good_maps = score_images(judged, level_frames[: max(1, len(level_frames) // 2)], prior)[1]
+            figures, val_scores = validate(judged, vs, tc.smoothing_kernels, prior, good_maps, inf.level_widen_px)
             figures.update(epoch=epoch + 1, seconds=round(time.monotonic() - v0, 1))
-            selection.offer(model, figures, val_scores)
+            selection.offer(judged, figures, val_scores)
             line += f" | val image AUROC {figures['image_auroc']:.3f} (k{figures['kernel']})"
             line += f" pixel {figures['pixel_auroc']:.3f}"
             line += " COLLAPSED" if figures["collapsed"] else ""
@@ -360,6 +368,8 @@ def train(
         model.load_state_dict(selection.state)
         cfg.inference.smoothing_kernel = selection.best["kernel"]  # the graph and the checkpoint use this one
     else:
+        if average is not None:
+            model.load_state_dict(average.module.state_dict())
         recompute_bn_statistics(model, loader, tc.bn_batches, epoch_tag=200_000)
     model.eval()
     if level_frames is not None:  # the kept weights' normal level, from all the level frames
@@ -408,6 +418,7 @@ def train(
             "n_holdout": len(hold_idx),
             "precision": precision,
             "channels_last": channels_last,
+            "ema_decay": tc.ema_decay,
             "s_per_step": round(sum(h["seconds"] for h in history) / max(1, len(history) * len(loader)), 3),
             "validations": len(selection.curve),
             "validation_seconds": round(sum(c["seconds"] for c in selection.curve), 1),

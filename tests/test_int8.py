@@ -49,7 +49,7 @@ def test_gate_refuses_an_int8_graph_that_loses_accuracy_and_writes_nothing(
 ):
     monkeypatch.setattr(int8, "MAX_AUROC_DROP", -1.0)  # a gate nothing can pass: the refusal path
     with pytest.raises(EngineError, match="INT8 graph not written: image AUROC drops"):
-        int8.quantize_checkpoint(tiny_checkpoint, tiny_data, cache, 8, log=lambda *_: None)
+        int8.quantize_checkpoint(tiny_checkpoint, tiny_data, tiny_data, cache, 8, log=lambda *_: None)
     folder = cache / read_meta(tiny_checkpoint).id
     assert not [p for p in folder.iterdir() if "int8" in p.name], "no INT8 file left behind"
     with pytest.raises(EngineError, match="run `run_line.py quantize`"):
@@ -62,7 +62,7 @@ def test_a_kept_int8_graph_records_its_gate_and_serves_both_cpu_runtimes(
     # the keeping path: the tiny set's 8 test images move AUROC in steps of 0.06, too coarse to hold the real
     # 0.005 gate either way; the gate itself is measured on the bundled model (docs/results.md)
     monkeypatch.setattr(int8, "MAX_AUROC_DROP", 1.0)
-    meta = int8.quantize_checkpoint(tiny_checkpoint, tiny_data, cache, 8, log=lambda *_: None)
+    meta = int8.quantize_checkpoint(tiny_checkpoint, tiny_data, tiny_data, cache, 8, log=lambda *_: None)
     acc = meta.accuracy
     assert meta.precision == "int8" and acc["n_test"] > 0 and acc["n_calibration"] == 8
     assert acc["auroc_drop"] == pytest.approx(acc["image_auroc_fp32"] - acc["image_auroc_int8"], abs=1e-5)

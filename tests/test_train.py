@@ -211,3 +211,31 @@ def test_precision_auto_follows_the_cpu_and_unknown_values_are_refused(monkeypat
     assert resolve_precision("auto") == "bf16" and resolve_precision("fp32") == "fp32"
     with pytest.raises(ValueError, match="train.precision"):
         resolve_precision("fp16")
+
+
+def test_the_weight_average_follows_every_step_and_is_what_a_run_keeps(tiny_data, tmp_path):
+    from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+    from model.dataset import TrainSet
+    from model.train import make_loader, run_epoch
+
+    cfg = tiny_config()
+    cfg.net.patch_size, cfg.train.batch_size, cfg.train.loader_workers = None, 4, 0
+    model = create_grdnet(cfg)
+    images = np.random.default_rng(1).integers(0, 256, (4, 64, 64, 3), dtype=np.uint8)
+    ds = TrainSet(
+        images=images, rois=np.ones((4, 64, 64), np.float32), patch=64,
+        augment_cfg=cfg.augment, synth_cfg=cfg.synthesis, seed=0,
+    )  # fmt: skip
+    loader, opts, decay = make_loader(ds, cfg, 0), make_optimisers(model, cfg), 0.75
+    average = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay))
+    raw = []
+    for _ in range(2):  # one batch an epoch: one step, one update of the average
+        run_epoch(model, opts, loader, cfg, "t", False, average=average)
+        raw.append({k: v.detach().clone() for k, v in model.named_parameters()})
+    for name, value in average.module.named_parameters():  # first update copies, then ema = d * ema + (1 - d) * w
+        assert torch.allclose(value, decay * raw[0][name] + (1 - decay) * raw[1][name], atol=1e-6), name
+    cfg = tiny_config()
+    cfg.train.ema_decay = 0.9
+    meta = train(tiny_data, tmp_path / "ema.safetensors", cfg, seed=0, progress=False)
+    assert meta.training["ema_decay"] == 0.9 and meta.validation["kept"]["epoch"] >= 1
