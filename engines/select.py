@@ -138,10 +138,13 @@ def cpu_engine(kind: str, onnx_path: Path, threads: int | None, max_batch: int) 
     if kind.startswith("openvino"):
         from engines.openvino_engine import OpenVinoEngine
 
-        return OpenVinoEngine(onnx_path, threads, max_batch)
-    from engines.ort_engine import OnnxRuntimeEngine
+        engine: Engine = OpenVinoEngine(onnx_path, threads, max_batch)
+    else:
+        from engines.ort_engine import OnnxRuntimeEngine
 
-    return OnnxRuntimeEngine(onnx_path, threads, max_batch)
+        engine = OnnxRuntimeEngine(onnx_path, threads, max_batch)
+    engine.name = kind  # reports and logs tell the INT8 graph from the FP32 one
+    return engine
 
 
 def fastest_cpu_engine(ort_engine: Engine, onnx_path: Path, threads: int | None, max_batch: int, log=print) -> Engine:

@@ -146,6 +146,11 @@ class TrainConfig(_Strict):
     smoothing_kernels: list[int] | None = Field(
         None, description="kernels self-validation chooses inference.smoothing_kernel from (None: keep it)"
     )
+    level_widen_choices: list[int] | None = Field(
+        None,
+        description="widenings of the normal level self-validation chooses inference.level_widen_px from, with the "
+        "kernel (None: keep it)",
+    )
     val_defects_per_image: int = Field(2, ge=1, description="synthetic validation defects per held-out image")
     threshold_quantile: float = Field(0.99, gt=0, le=1, description="of held-out good scores: 1 - target FRR")
     threshold_margin: float = Field(

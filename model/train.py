@@ -348,7 +348,8 @@ def train(
             good_maps = None
             if level_frames is not None:  # half the level frames: a validation every other epoch must stay cheap
                 good_maps = score_images(judged, level_frames[: max(1, len(level_frames) // 2)], prior)[1]
-            figures, val_scores = validate(judged, vs, tc.smoothing_kernels, prior, good_maps, inf.level_widen_px)
+            widths = tc.level_widen_choices or inf.level_widen_px
+            figures, val_scores = validate(judged, vs, tc.smoothing_kernels, prior, good_maps, widths)
             figures.update(epoch=epoch + 1, seconds=round(time.monotonic() - v0, 1))
             selection.offer(judged, figures, val_scores)
             line += f" | val image AUROC {figures['image_auroc']:.3f} (k{figures['kernel']})"
@@ -367,6 +368,7 @@ def train(
     if selection.state is not None:
         model.load_state_dict(selection.state)
         cfg.inference.smoothing_kernel = selection.best["kernel"]  # the graph and the checkpoint use this one
+        cfg.inference.level_widen_px = selection.best.get("level_widen_px", inf.level_widen_px)
     else:
         if average is not None:
             model.load_state_dict(average.module.state_dict())

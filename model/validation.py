@@ -100,29 +100,32 @@ def validate(
     kernels: list[int] | None = None,
     roi: np.ndarray | None = None,
     level_maps: np.ndarray | None = None,
-    level_widen_px: int = 0,
+    level_widen_px: int | list[int] = 0,
 ) -> tuple[dict, np.ndarray]:
     """Eval-mode figures on the validation set, and its scores; ``roi``: the ROI prior the line will score in;
     ``level_maps``: good training frames' maps, from which each kernel's normal level is made (None: the
     model's own ``score_level``).
 
-    ``kernels``: smoothing kernels to try on the same maps (the map is computed once); the figures and scores are
-    those of the kernel with the best image AUROC (the configured one when ``kernels`` is None). How the map
-    becomes one number decides what a thin line or a normal look-alike scores, so it is chosen like the epoch.
+    ``kernels``: smoothing kernels to try on the same maps (the map is computed once), and with ``level_maps``
+    each widening of the normal level in ``level_widen_px`` (one or several); the figures and scores are those of
+    the pair with the best image AUROC (the configured kernel when ``kernels`` is None). How the map becomes one
+    number decides what a thin line or a normal look-alike scores, so it is chosen like the epoch.
     ``collapsed``: the map lights good images broadly (on the median good image more than 5 % of the inspected
     pixels above 0.5; a sound map lights well under 1 %) or the marks are not told from good at all (AUROC <= 0.6)."""
     _, maps = score_images(model, vs.frames, roi)
-    best: tuple[float, int, np.ndarray] | None = None
+    widths = level_widen_px if isinstance(level_widen_px, list) else [level_widen_px]
+    best: tuple[float, int, int, np.ndarray] | None = None
     for k in kernels or [model.cfg.inference.smoothing_kernel]:
-        level = model.score_level
-        if level_maps is not None:
-            level = torch.from_numpy(normal_level(level_maps, k, level_widen_px))
-        scores = smooth_and_score(torch.from_numpy(maps), k, level)[0].numpy()
-        auroc = metrics.image_auroc(vs.labels, scores)
-        if best is None or auroc > best[0]:
-            best = (auroc, k, scores)
+        for w in widths if level_maps is not None else [model.cfg.inference.level_widen_px]:
+            level = model.score_level
+            if level_maps is not None:
+                level = torch.from_numpy(normal_level(level_maps, k, w))
+            scores = smooth_and_score(torch.from_numpy(maps), k, level)[0].numpy()
+            auroc = metrics.image_auroc(vs.labels, scores)
+            if best is None or auroc > best[0]:
+                best = (auroc, k, w, scores)
     assert best is not None
-    auroc, kernel, scores = best
+    auroc, kernel, widen, scores = best
     good = scores[vs.labels == 0]
     area = float(roi.mean()) if roi is not None and roi.any() else 1.0  # the share of the inspected pixels
     lit = float(np.median((maps[vs.labels == 0] > 0.5).mean(axis=(1, 2)))) / area
@@ -130,6 +133,7 @@ def validate(
         "image_auroc": auroc,
         "pixel_auroc": metrics.pixel_auroc(maps, vs.masks),
         "kernel": kernel,
+        "level_widen_px": widen,
         "good_median": float(np.median(good)),
         "good_max": float(good.max()),
         "good_lit_fraction": lit,

@@ -75,6 +75,7 @@ def test_a_kept_int8_graph_records_its_gate_and_serves_both_cpu_runtimes(
     ref, _ = fp32.infer(frames)
     for kind in ("onnxruntime-int8", "openvino-int8"):
         engine = open_engine(kind, tiny_checkpoint, cache, max_batch=4, log=lambda *_: None)
+        assert engine.name == kind, "reports name the INT8 engines as such"
         scores, maps = engine.infer(frames)
         assert maps.shape == (3, fp32.image_size, fp32.image_size) and scores.dtype == np.float32
         assert np.abs(scores - ref).max() < 0.1, f"{kind}: an INT8 copy of the same model, not another model"

@@ -218,3 +218,26 @@ def test_tiny_checkpoint_carries_its_roi_prior_and_normal_level(tiny_checkpoint)
     assert prior is not None and prior.shape == (64, 64) and 0 < prior.mean() < 1
     level = model.score_level.numpy()
     assert level.shape == (64, 64) and level.max() > 0, "training set the level from good frames"
+
+
+def test_self_validation_chooses_the_level_widening_with_the_kernel(tiny_checkpoint):
+    from model.inference import score_images
+
+    model, meta = load_checkpoint(tiny_checkpoint)
+    images, rois = _frames(4, 64)
+    vs = build_validation_set(images, rois, 0, 2)
+    good_maps = score_images(model, images, meta.roi_prior())[1]
+    single = {w: validate(model, vs, [3, 5], meta.roi_prior(), good_maps, w)[0] for w in (0, 4, 12)}
+    both, scores = validate(model, vs, [3, 5], meta.roi_prior(), good_maps, [0, 4, 12])
+    best = max(single.values(), key=lambda f: f["image_auroc"])
+    assert both["image_auroc"] == best["image_auroc"] and both["level_widen_px"] in (0, 4, 12)
+    assert single[both["level_widen_px"]]["image_auroc"] == both["image_auroc"]
+    assert len(scores) == len(vs.labels)
+
+
+def test_training_keeps_the_chosen_widening_in_the_checkpoint(tiny_data, tmp_path):
+    cfg = tiny_config()
+    cfg.train.level_widen_choices = [1, 3]
+    meta = train(tiny_data, tmp_path / "w.safetensors", cfg, seed=0, progress=False)
+    kept = meta.validation["kept"]
+    assert kept["level_widen_px"] in (1, 3) and meta.config.inference.level_widen_px == kept["level_widen_px"]

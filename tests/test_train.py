@@ -76,11 +76,11 @@ def test_checkpoint_with_an_unknown_config_key_is_a_one_line_error_naming_it(tin
 
     with safe_open(str(tiny_checkpoint), framework="pt") as f:
         meta = json.loads(f.metadata()["grdnet"])
-    meta["config"]["train"]["ema_decay"] = 0.99  # a key this version does not know
+    meta["config"]["train"]["swa_start"] = 0.75  # a key this version does not know
     bad = tmp_path / "other-version.safetensors"
     save_file(load_file(str(tiny_checkpoint)), str(bad), metadata={"grdnet": json.dumps(meta)})
     r = run_cli("evaluate", "--data", str(tmp_path), "--checkpoint", str(bad))
-    assert_one_line_error(r, f"{bad}: bad checkpoint metadata: config.train.ema_decay")
+    assert_one_line_error(r, f"{bad}: bad checkpoint metadata: config.train.swa_start")
 
 
 def test_recomputed_bn_statistics_make_eval_mode_match_the_trained_network():
