@@ -7,6 +7,23 @@ from abc import ABC, abstractmethod
 import numpy as np
 
 
+def captured_sizes(max_batch: int) -> list[int]:
+    """Batch sizes that get a CUDA graph: powers of two below ``max_batch``, and ``max_batch``."""
+    sizes, b = [], 1
+    while b < max_batch:
+        sizes.append(b)
+        b *= 2
+    return [*sizes, max_batch]
+
+
+def padded_size(b: int, sizes: list[int]) -> int:
+    """The smallest captured size that holds ``b`` frames."""
+    for s in sizes:
+        if s >= b:
+            return s
+    raise ValueError(f"batch {b} above the largest captured size {sizes[-1]}")
+
+
 class EngineError(RuntimeError):
     """An engine that cannot be loaded or run on this machine; the message says what to do."""
 

@@ -114,3 +114,31 @@ class Stream:
         if self.handle is not None:
             _check(self.cudart.cudaStreamDestroy(self.handle))
             self.handle = None
+
+
+class CapturedGraph:
+    """Work a ``record`` function enqueues on ``stream``, captured once (CUDA stream capture) and replayed with
+    one launch: one graph per batch size and buffer set, since a graph fixes shapes and addresses."""
+
+    def __init__(self, stream: Stream, record) -> None:
+        self.cudart = _cudart()
+        mode = self.cudart.cudaStreamCaptureMode.cudaStreamCaptureModeThreadLocal
+        _check(self.cudart.cudaStreamBeginCapture(stream.handle, mode))
+        try:
+            record()
+        except BaseException:
+            self.cudart.cudaStreamEndCapture(stream.handle)  # leave the stream usable; the capture is dropped
+            raise
+        graph = _check(self.cudart.cudaStreamEndCapture(stream.handle))
+        try:
+            self.handle = _check(self.cudart.cudaGraphInstantiate(graph, 0))
+        finally:
+            _check(self.cudart.cudaGraphDestroy(graph))
+
+    def launch(self, stream: Stream) -> None:
+        _check(self.cudart.cudaGraphLaunch(self.handle, stream.handle))
+
+    def destroy(self) -> None:
+        if self.handle is not None:
+            _check(self.cudart.cudaGraphExecDestroy(self.handle))
+            self.handle = None

@@ -8,8 +8,11 @@ feed one execution context on one compute stream: ``submit`` enqueues a batch's 
 the execution on the compute stream after that copy's event, and the scores' D2H back on the copy stream after
 the execution's event, then returns; so the copies of batch n+1 overlap the compute of batch n, and ``collect``
 waits on that batch's done-event only. One context serves every set (TensorRT captures tensor addresses and
-shapes at enqueue), so nothing depends on contexts sharing an optimisation profile. Maps stay on the GPU unless
-asked for; ``maps_of`` copies back only the rows a caller needs (rejects).
+shapes at enqueue), so nothing depends on contexts sharing an optimisation profile. Where the runtime allows, the
+execution is one CUDA graph per buffer set and padded batch size, captured at start (a batch is padded up to
+the next power of two or the max, with nothing inspected in the padding); where capture fails, plain enqueues and
+``graph_error`` says why. Maps stay on the GPU unless asked for; ``maps_of`` copies back only the rows a caller
+needs (rejects).
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from engines.base import Engine, EngineError
+from engines.base import Engine, EngineError, captured_sizes, padded_size
 from engines.sidecar import check_plan_matches, read_plan_sidecar
 
 INPUTS, OUTPUTS = ("frames", "roi"), ("scores", "maps")
@@ -93,7 +96,7 @@ class BufferSet:
 class TensorRTEngine(Engine):
     name = "tensorrt"
 
-    def __init__(self, plan: Path, buffer_sets: int = 2) -> None:
+    def __init__(self, plan: Path, buffer_sets: int = 2, cuda_graphs: bool = True) -> None:
         from engines import cuda_buffers as cb
 
         trt = import_tensorrt()
@@ -106,6 +109,7 @@ class TensorRTEngine(Engine):
         check_plan_matches(meta, plan, trt.__version__, gpu, capability)
         self.meta, self.cb = meta, cb
         self.sets: list[BufferSet] = []
+        self.graphs: dict[tuple[int, int], object] = {}  # (buffer set, batch size) -> CapturedGraph
         self.logger = trt.Logger(trt.Logger.WARNING)
         self.runtime = trt.Runtime(self.logger)
         self.engine = self.runtime.deserialize_cuda_engine(plan.read_bytes())
@@ -125,6 +129,38 @@ class TensorRTEngine(Engine):
         self.next = 0  # the set the next batch goes to
         self.last: BufferSet | None = None  # the set of the last collected batch (its maps are still on the GPU)
         self._last_rows = 0
+        self.sizes = captured_sizes(self.max_batch)
+        self.graph_error: str | None = None
+        if cuda_graphs:
+            try:
+                self._capture_graphs()
+            except (RuntimeError, EngineError) as exc:  # a runtime that cannot capture: plain enqueues, said
+                for graph in self.graphs.values():
+                    graph.destroy()
+                self.graphs, self.graph_error = {}, str(exc)
+
+    def _bind(self, bs: BufferSet, b: int) -> None:
+        """Shapes for a batch of ``b`` and ``bs``'s addresses, on the one context (captured at enqueue)."""
+        for name, spec in self.io.items():
+            if spec.is_input:
+                set_shape(self.context, name, (b, *spec.max_shape[1:]))
+            if not self.context.set_tensor_address(name, int(bs.device[name].ptr)):
+                raise EngineError(f"TensorRT refused the address of {name!r}")
+
+    def _execute(self) -> None:
+        if not self.context.execute_async_v3(self.compute.handle):
+            raise RuntimeError("TensorRT execute_async_v3 failed")
+
+    def _capture_graphs(self) -> None:
+        """One CUDA graph per buffer set and padded batch size (powers of two and max): a batch then costs one
+        launch instead of one per kernel. Each is enqueued once and waited for before its capture, so TensorRT
+        settles what depends on the shapes outside it."""
+        for k, bs in enumerate(self.sets):
+            for size in self.sizes:
+                self._bind(bs, size)
+                self._execute()
+                self.compute.synchronize()
+                self.graphs[(k, size)] = self.cb.CapturedGraph(self.compute, self._execute)
 
     def staging(self, b: int) -> tuple[np.ndarray, np.ndarray]:
         """The next buffer set's pinned input memory: the caller's batch assembly is the only host copy."""
@@ -138,20 +174,23 @@ class TensorRTEngine(Engine):
         """Enqueue one batch on the next buffer set and return without waiting; ``collect`` gives its results."""
         b = len(frames)
         staged_frames, staged_roi = self.staging(b)
-        bs = self.sets[self.next]
-        for name, spec in self.io.items():  # first, so a refused shape enqueues nothing; captured at enqueue
-            if spec.is_input:
-                set_shape(self.context, name, (b, *spec.max_shape[1:]))
-            if not self.context.set_tensor_address(name, int(bs.device[name].ptr)):
-                raise EngineError(f"TensorRT refused the address of {name!r}")
-        for name, arr, staged in (("frames", frames, staged_frames), ("roi", roi, staged_roi)):
+        k = self.next
+        bs = self.sets[k]
+        run = padded_size(b, self.sizes) if self.graphs else b  # a graph runs its own batch size
+        if not self.graphs:
+            self._bind(bs, b)  # first, so a refused shape enqueues nothing
+        for arr, staged in ((frames, staged_frames), (roi, staged_roi)):
             if not np.shares_memory(staged, arr):
                 staged[...] = arr
-            bs.copies.h2d(bs.device[name], bs.host[name], b * self.io[name].row_bytes)
+        bs.host["roi"].array[b:run] = 0  # padding rows: nothing inspected, their outputs never copied back
+        for name in INPUTS:
+            bs.copies.h2d(bs.device[name], bs.host[name], run * self.io[name].row_bytes)
         bs.inputs_copied.record(bs.copies)
         self.compute.wait(bs.inputs_copied)
-        if not self.context.execute_async_v3(self.compute.handle):
-            raise RuntimeError("TensorRT execute_async_v3 failed")
+        if self.graphs:
+            self.graphs[(k, run)].launch(self.compute)
+        else:
+            self._execute()
         bs.computed.record(self.compute)
         bs.copies.wait(bs.computed)
         bs.copies.d2h(bs.host["scores"], bs.device["scores"], b * self.io["scores"].row_bytes)
@@ -196,6 +235,9 @@ class TensorRTEngine(Engine):
             bs.copies.synchronize()
         if sets:
             self.compute.synchronize()
+        for graph in self.graphs.values():  # they hold the context's work and the buffers' addresses
+            graph.destroy()
+        self.graphs = {}
         self.context = None  # first: it holds the addresses of the buffers freed below
         for bs in sets:
             for buf in (*bs.host.values(), *bs.device.values()):
@@ -206,3 +248,10 @@ class TensorRTEngine(Engine):
         if sets:
             self.compute.destroy()
         self.last = None
+
+    def describe(self) -> str:
+        graphs = "CUDA graphs" if self.graphs else f"no CUDA graphs ({self.graph_error or 'off'})"
+        return (
+            f"{self.name} ({self.image_size}px x{self.channels}, max batch {self.max_batch}, {self.meta.precision}, "
+            f"{len(self.sets)} buffer sets, {graphs})"
+        )

@@ -19,29 +19,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from engines.base import Engine, EngineError
+from engines.base import Engine, EngineError, captured_sizes, padded_size
 from engines.export import PARITY_LIMIT, parity_frames
 from engines.graph import InferenceGraph
 from model.checkpoint import load_checkpoint
 
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
-
-
-def captured_sizes(max_batch: int) -> list[int]:
-    """Batch sizes that get a CUDA graph: powers of two below ``max_batch``, and ``max_batch``."""
-    sizes, b = [], 1
-    while b < max_batch:
-        sizes.append(b)
-        b *= 2
-    return [*sizes, max_batch]
-
-
-def padded_size(b: int, sizes: list[int]) -> int:
-    """The smallest captured size that holds ``b`` frames."""
-    for s in sizes:
-        if s >= b:
-            return s
-    raise ValueError(f"batch {b} above the largest captured size {sizes[-1]}")
 
 
 def fast_half(device: torch.device) -> str:

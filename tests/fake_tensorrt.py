@@ -123,6 +123,28 @@ class FakeEvent:
         self.handle = None
 
 
+class FakeCapturedGraph:
+    """Stream capture: what ``record`` enqueues is kept (not run) and enqueued again on every launch."""
+
+    fail: str | None = None  # set to make capture fail, as on a runtime that cannot capture
+
+    def __init__(self, stream: FakeStream, record) -> None:
+        if FakeCapturedGraph.fail:
+            raise RuntimeError(FakeCapturedGraph.fail)
+        start = len(stream.ops)
+        record()
+        self.ops = stream.ops[start:]
+        del stream.ops[start:]
+        self.handle, self.launches = id(self), 0
+
+    def launch(self, stream: FakeStream) -> None:
+        self.launches += 1
+        stream.ops.extend(self.ops)
+
+    def destroy(self) -> None:
+        self.handle, self.ops = None, []  # what it held (the context's work) is released
+
+
 def patch_cuda(monkeypatch) -> None:
     """Point engines/cuda_buffers.py at the fakes."""
     from engines import cuda_buffers
@@ -132,11 +154,13 @@ def patch_cuda(monkeypatch) -> None:
         "DeviceBuffer": DeviceBuffer,
         "Stream": FakeStream,
         "Event": FakeEvent,
+        "CapturedGraph": FakeCapturedGraph,
         "gpu_info": lambda device=0: ("NVIDIA H100", "9.0"),
         "gpu_available": lambda: True,
     }.items():
         monkeypatch.setattr(cuda_buffers, name, value)
     COPIES.clear()
+    FakeCapturedGraph.fail = None
 
 
 # --- TensorRT 10's Python API, the parts the engine uses --------------------------------------------------------

@@ -136,14 +136,14 @@ def test_batches_overlap_on_their_own_buffer_sets(trt_runtime, ort, tmp_path):
     assert first is not second and first.copies is not second.copies
     # both batches are enqueued and nothing has run: submit never waits for the GPU
     assert first.copies.pending and second.copies.pending and engine.compute.pending == 4  # 2 x (wait, execute)
-    assert engine.context.executions == 0
+    ran = engine.context.executions  # the CUDA graphs' warm-up enqueues at start
     with pytest.raises(RuntimeError, match="collect one before submitting more"):
         engine.staging(1)
     # the second batch's inputs are copied in without waiting for the first batch's execution
     second.inputs_copied.synchronize()
-    assert engine.context.executions == 0 and first.copies.pending
+    assert engine.context.executions == ran and first.copies.pending
     s1, _ = engine.collect(first)
-    assert engine.context.executions == 1, "collecting the first batch does not wait for the second"
+    assert engine.context.executions == ran + 1, "collecting the first batch does not wait for the second"
     s2, _ = engine.collect(second)
     ref, _ = ort.infer(frames)
     assert np.abs(np.concatenate([s1, s2]) - ref).max() <= 1e-6, "each batch ran on its own buffers"
@@ -158,6 +158,33 @@ def test_gpu_check_keeps_every_buffer_set_busy_and_collects_all(trt_runtime, tmp
     frames = parity_frames(engine.image_size, engine.channels, 2)
     assert pipelined_fps(engine, frames, 2, seconds=0.2) > 0
     assert all(bs.rows == 0 for bs in engine.sets), "nothing left in flight"
+    engine.close()
+
+
+def test_each_buffer_set_and_padded_batch_size_runs_as_one_captured_graph(trt_runtime, ort, tmp_path):
+    from engines.tensorrt_engine import TensorRTEngine
+
+    engine = TensorRTEngine(trt_runtime(tmp_path, max_batch=4), buffer_sets=2)
+    assert sorted(engine.graphs) == [(k, b) for k in (0, 1) for b in (1, 2, 4)] and engine.graph_error is None
+    frames = parity_frames(engine.image_size, engine.channels, 3)
+    scores, maps = engine.infer(frames)  # 3 frames run in the batch-4 graph, the 4th row inspects nothing
+    ref_scores, ref_maps = ort.infer(frames)
+    assert np.abs(scores - ref_scores).max() <= 1e-6 and np.abs(maps - ref_maps).max() <= 1e-6
+    assert engine.graphs[(0, 4)].launches == 1 and engine.last.host["roi"].array[3].max() == 0
+    copied = [c for c in fake.COPIES if c[1] == engine.last.device["scores"].ptr]
+    assert copied[-1] == ("d2h", engine.last.device["scores"].ptr, 3 * 4), "only the real rows come back"
+    assert "CUDA graphs" in engine.describe()
+    engine.close()
+
+
+def test_a_runtime_that_cannot_capture_runs_plain_enqueues_and_says_why(trt_runtime, ort, tmp_path):
+    from engines.tensorrt_engine import TensorRTEngine
+
+    fake.FakeCapturedGraph.fail = "operation not permitted when stream is capturing"
+    engine = TensorRTEngine(trt_runtime(tmp_path, max_batch=4))
+    assert engine.graphs == {} and "not permitted" in engine.graph_error and "no CUDA graphs" in engine.describe()
+    frames = parity_frames(engine.image_size, engine.channels, 3)
+    assert np.abs(engine.infer(frames)[0] - ort.infer(frames)[0]).max() <= 1e-6
     engine.close()
 
 
