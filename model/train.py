@@ -5,7 +5,6 @@ by self-validation on held-out good images with synthetic marks, and a threshold
 from __future__ import annotations
 
 import copy
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,11 +18,12 @@ from tqdm import tqdm
 
 from model.baseline import fit_baseline
 from model.budget import Budget, cosine_factor
-from model.checkpoint import Calibration, CheckpointMeta, save_checkpoint
+from model.calibration import calibrate
+from model.checkpoint import CheckpointMeta, save_checkpoint
 from model.config import GRDNetConfig
 from model.dataset import DatasetError, TrainSet, index_split, load_train_images
 from model.grdnet import GRDNet, create_grdnet
-from model.inference import calibrate_threshold, score_images
+from model.inference import score_images
 from model.level import level_indices, normal_level
 from model.losses import (
     adversarial_loss,
@@ -213,6 +213,7 @@ def run_epoch(
     cfg: GRDNetConfig,
     desc: str,
     progress: bool,
+    *,
     lr_at: Callable[[int], float] | None = None,
     precision: Precision = "fp32",
     channels_last: bool = False,
@@ -325,7 +326,10 @@ def train(
                 return tc.lr * cosine_factor(budget.fraction(epoch, step), tc.cosine_floor)
 
         desc = f"epoch {epoch + 1}/{tc.epochs}"
-        means = run_epoch(model, opts, loader, cfg, desc, progress, lr_at, precision, channels_last, average)
+        means = run_epoch(
+            model, opts, loader, cfg, desc, progress,
+            lr_at=lr_at, precision=precision, channels_last=channels_last, average=average,
+        )  # fmt: skip
         means["epoch"] = epoch + 1
         history.append(means)
         line = f"epoch {epoch + 1}: " + " ".join(f"{k}={means[k]:.4f}" for k in ("d", "gen", "con", "seg"))
@@ -378,34 +382,18 @@ def train(
         good_maps = score_images(model, level_frames, prior)[1]
         level = normal_level(good_maps, cfg.inference.smoothing_kernel, inf.level_widen_px)
         model.score_level.copy_(torch.from_numpy(level))
-    if vs is None:  # no holdout: calibrate on the training images themselves (optimistic; said in the metadata)
-        vs_scores, labels = score_images(model, images[train_idx], prior)[0], np.zeros(len(train_idx), int)
-    else:  # validation scores under the final level (the kept epoch's used half the level frames)
-        labels = vs.labels
-        reuse = selection.scores is not None and level_frames is None
-        vs_scores = selection.scores if reuse else validate(model, vs, roi=prior)[1]
-    calib = calibrate_threshold(
-        vs_scores[labels == 0], vs_scores[labels == 1], tc.threshold_quantile, tc.threshold_margin, tc.max_val_escape
-    )
-    if not math.isfinite(calib["threshold"]):
-        raise ValueError("calibrated threshold is not finite: training diverged")
+    # the kept epoch's validation scores serve only when its level is the final one (no level frames)
+    kept_scores = selection.scores if level_frames is None else None
+    threshold, calibration = calibrate(model, vs, kept_scores, images[train_idx], prior, tc)
     baseline = None
     if vs is not None:
         baseline = fit_baseline(baseline_roi, vs, tc.threshold_quantile, tc.threshold_margin, tc.max_val_escape)
     meta = CheckpointMeta(
         config=cfg,
-        threshold=calib.pop("threshold"),
+        threshold=threshold,
         image_size=net.image_size,
         channels=net.channels,
-        calibration=Calibration(
-            quantile=tc.threshold_quantile,
-            margin=tc.threshold_margin,
-            max_val_escape=tc.max_val_escape,
-            n_good=int((labels == 0).sum()),
-            n_defective=int((labels == 1).sum()),
-            source="holdout" if vs is not None else "training images (no holdout)",
-            **calib,
-        ),
+        calibration=calibration,
         validation=None if selection.best is None else {"kept": selection.best, "curve": selection.curve},
         baseline=baseline,
         roi_prior_png=None if prior is None else encode_mask(prior),

@@ -1,0 +1,47 @@
+"""The operating threshold of the weights a training run keeps, with the figures behind it."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from model.checkpoint import Calibration
+from model.config import TrainConfig
+from model.grdnet import GRDNet
+from model.inference import calibrate_threshold, score_images
+from model.validation import ValidationSet, validate
+
+
+def calibrate(
+    model: GRDNet,
+    vs: ValidationSet | None,
+    kept_scores: np.ndarray | None,
+    train_images: np.ndarray,
+    prior: np.ndarray | None,
+    tc: TrainConfig,
+) -> tuple[float, Calibration]:
+    """The kept weights' threshold and its figures, from the validation set scored under the final level
+    (``kept_scores``: its scores from the kept epoch, when they are still valid), or without a holdout from the
+    training images themselves (optimistic; the calibration's ``source`` says so). Refuses a non-finite one
+    before anything is written."""
+    if vs is None:
+        scores, labels = score_images(model, train_images, prior)[0], np.zeros(len(train_images), int)
+    else:
+        labels = vs.labels
+        scores = kept_scores if kept_scores is not None else validate(model, vs, roi=prior)[1]
+    calib = calibrate_threshold(
+        scores[labels == 0], scores[labels == 1], tc.threshold_quantile, tc.threshold_margin, tc.max_val_escape
+    )
+    threshold = calib.pop("threshold")
+    if not math.isfinite(threshold):
+        raise ValueError("calibrated threshold is not finite: training diverged")
+    return threshold, Calibration(
+        quantile=tc.threshold_quantile,
+        margin=tc.threshold_margin,
+        max_val_escape=tc.max_val_escape,
+        n_good=int((labels == 0).sum()),
+        n_defective=int((labels == 1).sum()),
+        source="holdout" if vs is not None else "training images (no holdout)",
+        **calib,
+    )
