@@ -24,6 +24,12 @@ def padded_size(b: int, sizes: list[int]) -> int:
     raise ValueError(f"batch {b} above the largest captured size {sizes[-1]}")
 
 
+def copy_unless_staged(staged: np.ndarray, arr: np.ndarray) -> None:
+    """Put ``arr`` into an engine's input memory, unless the caller already wrote it there (``staging``)."""
+    if not np.shares_memory(staged, arr):
+        staged[...] = arr
+
+
 class EngineError(RuntimeError):
     """An engine that cannot be loaded or run on this machine; the message says what to do."""
 

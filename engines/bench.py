@@ -60,26 +60,15 @@ def bench_engines(engines: list[Engine], batches: list[int], min_seconds: float 
     return result
 
 
-def int8_made(checkpoint: Path, cache_dir: Path) -> bool:
-    """Whether ``quantize`` left a gated INT8 graph for this checkpoint in the cache."""
-    from engines.base import EngineError
-    from engines.int8 import int8_path, read_int8_sidecar
-    from model.checkpoint import read_meta
-
-    try:
-        read_int8_sidecar(int8_path(Path(cache_dir) / read_meta(checkpoint).id / "model.onnx"))
-        return True
-    except EngineError:
-        return False
-
-
 def open_all(checkpoint: Path, cache_dir: Path, max_batch: int, threads: int | None, log=print) -> list[Engine]:
     """Torch eager, ONNX Runtime, OpenVINO and TensorRT where this machine has them."""
+    from engines.int8 import int8_ready
     from engines.openvino_engine import openvino_installed
     from engines.select import detect_kind, open_engine
+    from model.checkpoint import read_meta
 
     kinds = ["torch", "onnxruntime"] + (["openvino"] if openvino_installed() else [])
     kinds += ["tensorrt"] if detect_kind("auto") == "tensorrt" else []
-    if int8_made(checkpoint, cache_dir):
+    if int8_ready(Path(cache_dir) / read_meta(checkpoint).id / "model.onnx"):
         kinds += [f"{k}-int8" for k in ("onnxruntime", "openvino") if k in kinds]
     return [open_engine(k, checkpoint, cache_dir, max_batch, threads, log=log) for k in kinds]

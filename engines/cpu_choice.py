@@ -18,6 +18,7 @@ import numpy as np
 from engines.base import Engine
 from engines.capacity import measure_frames_per_s
 from engines.export import PARITY_LIMIT
+from engines.sidecar import write_atomically
 
 RECORD = "cpu_engines.json"
 
@@ -76,7 +77,5 @@ def choose_cpu_engine(
     measured = ", ".join(f"{n} {f} frames/s" for n, f in figures.items())
     log(f"CPU engines at batch {max_batch}: {measured} -> {chosen}")
     record[key] = {"frames_per_s": figures, "chosen": chosen}
-    tmp = record_path.with_name(record_path.name + ".tmp")
-    tmp.write_text(json.dumps(record, indent=1))
-    os.replace(tmp, record_path)
+    write_atomically(record_path, json.dumps(record, indent=1).encode())
     return chosen

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from engines.graph import INPUT_NAMES, OUTPUT_NAMES, InferenceGraph
-from engines.sidecar import OnnxMeta, sha256_file, sidecar_path
+from engines.sidecar import OnnxMeta, sha256_file, sidecar_path, write_atomically
 from model.checkpoint import load_checkpoint
 from model.vials import render_vial_frame
 
@@ -27,6 +27,14 @@ class Parity:
     max_score_delta: float
     max_map_delta: float
     verdicts_equal: bool
+
+    @property
+    def worst(self) -> float:
+        return max(self.max_score_delta, self.max_map_delta)
+
+    def passes(self) -> bool:
+        """The gate every compiled graph meets: within ``PARITY_LIMIT`` and the same verdicts."""
+        return self.worst <= PARITY_LIMIT and self.verdicts_equal
 
 
 @contextlib.contextmanager
@@ -135,7 +143,7 @@ def export_onnx(checkpoint: Path, out: Path, max_batch: int = 16, fp16: bool = F
                 ref_scores = fp32(torch.from_numpy(frames), roi)[0].numpy()
             half_scores = ort_run(frames)[0]
             log(f"FP16 graph vs FP32 PyTorch: max |delta score| {np.abs(ref_scores - half_scores).max():.2e} (info)")
-        if max(worst.max_score_delta, worst.max_map_delta) > PARITY_LIMIT or not worst.verdicts_equal:
+        if not worst.passes():
             raise ValueError(f"{out}: not written: ONNX Runtime differs from PyTorch by more than {PARITY_LIMIT}")
         os.replace(tmp, out)
     finally:
@@ -154,5 +162,5 @@ def export_onnx(checkpoint: Path, out: Path, max_batch: int = 16, fp16: bool = F
         parity={"max_score_delta": worst.max_score_delta, "max_map_delta": worst.max_map_delta},
         torch_version=torch.__version__,
     )
-    sidecar_path(out).write_text(side.model_dump_json(indent=1))
+    write_atomically(sidecar_path(out), side.model_dump_json(indent=1).encode())
     return side

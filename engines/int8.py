@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from engines.base import EngineError
-from engines.sidecar import OnnxMeta, read_onnx_sidecar, sha256_file, sidecar_path
+from engines.sidecar import OnnxMeta, read_onnx_sidecar, sha256_file, sidecar_path, write_atomically
 
 MAX_AUROC_DROP = 0.005
 QUANTIZED_OPS = ["Conv", "ConvTranspose"]
@@ -32,15 +32,19 @@ def int8_path(onnx_path: Path) -> Path:
     return Path(onnx_path).with_name(Path(onnx_path).stem + ".int8.onnx")
 
 
+def roi_batch(roi: np.ndarray, n: int) -> np.ndarray:
+    """One static ``[S, S]`` ROI as the graph's ``[n, S, S]`` input."""
+    return np.ascontiguousarray(np.broadcast_to(roi, (n, *roi.shape)))
+
+
 class FrameReader:
     """ONNX Runtime's CalibrationDataReader interface over good frames, a few at a time."""
 
     def __init__(self, frames: np.ndarray, roi: np.ndarray, batch: int = 4) -> None:
         self.batches = [
-            {"frames": frames[i : i + batch], "roi": np.broadcast_to(roi, (len(frames[i : i + batch]), *roi.shape))}
-            for i in range(0, len(frames), batch)
+            {"frames": np.ascontiguousarray(f), "roi": roi_batch(roi, len(f))}
+            for f in (frames[i : i + batch] for i in range(0, len(frames), batch))
         ]
-        self.batches = [{k: np.ascontiguousarray(v) for k, v in b.items()} for b in self.batches]
 
     def get_next(self) -> dict | None:
         return self.batches.pop(0) if self.batches else None
@@ -80,7 +84,7 @@ def image_auroc_of(engine, frames: np.ndarray, roi: np.ndarray, labels: np.ndarr
     scores = []
     for i in range(0, len(frames), batch):
         f = frames[i : i + batch]
-        scores.append(engine.infer(f, np.ascontiguousarray(np.broadcast_to(roi, (len(f), *roi.shape))), False)[0])
+        scores.append(engine.infer(f, roi_batch(roi, len(f)), False)[0])
     s = np.concatenate(scores)
     return image_auroc(labels, s), s
 
@@ -117,7 +121,7 @@ def quantize_checkpoint(
     fp32_meta = read_onnx_sidecar(onnx_path)
     fp32_auroc, fp32_scores = image_auroc_of(OnnxRuntimeEngine(onnx_path), frames, roi, labels)
     int8_meta = fp32_meta.model_copy(update={"precision": "int8", "sha256": sha256_file(candidate), "parity": {}})
-    sidecar_path(candidate).write_text(int8_meta.model_dump_json(indent=1))
+    write_atomically(sidecar_path(candidate), int8_meta.model_dump_json(indent=1).encode())
     int8_auroc, int8_scores = image_auroc_of(OnnxRuntimeEngine(candidate), frames, roi, labels)
     thr = fp32_meta.threshold
     accuracy = {
@@ -143,7 +147,7 @@ def quantize_checkpoint(
         )
     int8_meta = int8_meta.model_copy(update={"accuracy": accuracy})
     os.replace(candidate, out)
-    sidecar_path(out).write_text(int8_meta.model_dump_json(indent=1))
+    write_atomically(sidecar_path(out), int8_meta.model_dump_json(indent=1).encode())
     sidecar_path(candidate).unlink(missing_ok=True)
     return int8_meta
 
@@ -156,3 +160,12 @@ def read_int8_sidecar(path: Path) -> OnnxMeta:
     if meta.precision != "int8" or not meta.accuracy:
         raise EngineError(f"{path}: not an INT8 graph that passed the accuracy gate; run `run_line.py quantize`")
     return meta
+
+
+def int8_ready(onnx_path: Path) -> bool:
+    """Whether ``quantize`` left a gated INT8 graph beside this FP32 graph."""
+    try:
+        read_int8_sidecar(int8_path(onnx_path))
+        return True
+    except EngineError:
+        return False

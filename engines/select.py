@@ -151,15 +151,11 @@ def fastest_cpu_engine(ort_engine: Engine, onnx_path: Path, threads: int | None,
     """``auto`` without a GPU: the fastest here of ONNX Runtime, OpenVINO where it is installed and agrees, and
     the INT8 graph in either where ``quantize`` made one (it passed its accuracy gate then)."""
     from engines.cpu_choice import choose_cpu_engine
-    from engines.int8 import int8_path, read_int8_sidecar
+    from engines.int8 import int8_ready
     from engines.openvino_engine import openvino_installed
 
-    kinds = ["openvino"] if openvino_installed() else []
-    try:
-        read_int8_sidecar(int8_path(onnx_path))
-        kinds += ["onnxruntime-int8"] + (["openvino-int8"] if openvino_installed() else [])
-    except EngineError:
-        pass  # no INT8 graph (or not a gated one): FP32 engines only
+    runtimes = ["onnxruntime", "openvino"] if openvino_installed() else ["onnxruntime"]
+    kinds = runtimes[1:] + ([f"{r}-int8" for r in runtimes] if int8_ready(onnx_path) else [])
     engines = {"onnxruntime": ort_engine}
     for kind in kinds:
         try:

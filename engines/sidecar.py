@@ -8,6 +8,7 @@ A plan whose sidecar does not match this machine is refused with one line that s
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 
 from pydantic import BaseModel, ValidationError
@@ -52,6 +53,14 @@ def sha256_file(path: Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    """A reader (another line starting, a second build) sees the old file or the new one, never half of one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
 
 
 def sidecar_path(path: Path) -> Path:

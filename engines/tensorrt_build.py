@@ -7,12 +7,11 @@ build's phases shown as it goes. TensorRT 11 has no FP16 builder flag: FP16 ther
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
 from engines.base import EngineError
-from engines.sidecar import PlanMeta, read_onnx_sidecar, sha256_file, sidecar_path
+from engines.sidecar import PlanMeta, read_onnx_sidecar, sha256_file, sidecar_path, write_atomically
 
 WORKSPACE_BYTES = 4 << 30
 
@@ -67,14 +66,6 @@ def _progress_monitor(trt, log):
             self.depth.pop(phase_name, None)
 
     return Monitor()
-
-
-def write_atomically(path: Path, data: bytes) -> None:
-    """A reader (another line starting, a second build) sees the old file or the new one, never half of one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
 
 
 def attach_timing_cache(config, cache_path: Path, log=print) -> bool:
@@ -169,7 +160,10 @@ def build_gated_plan(onnx_path: Path, out: Path, max_batch: int, log=print) -> P
     fast_fp16 = int(capability.split(".")[0]) >= 7 and trt_major(import_tensorrt().__version__) < 11
     reference = OnnxRuntimeEngine(onnx_path)
     frames = parity_frames(reference.image_size, reference.channels, min(4, max_batch))
+    why = ""
     for fp16 in (True, False) if fast_fp16 else (False,):
+        if why:
+            log(f"{why}: building FP32")
         meta = build_plan(onnx_path, out, fp16=fp16, max_batch=max_batch, log=log)
         engine = TensorRTEngine(out)
         try:
@@ -178,14 +172,10 @@ def build_gated_plan(onnx_path: Path, out: Path, max_batch: int, log=print) -> P
             engine.close()
         meta.parity = asdict(parity)
         write_atomically(sidecar_path(out), meta.model_dump_json(indent=1).encode())
-        worst = max(parity.max_score_delta, parity.max_map_delta)
-        if worst <= PARITY_LIMIT and parity.verdicts_equal:
+        if parity.passes():
             return meta
-        why = f"{meta.precision} plan differs from ONNX Runtime by {worst:.1e} (limit {PARITY_LIMIT})"
+        why = f"{meta.precision} plan differs from ONNX Runtime by {parity.worst:.1e} (limit {PARITY_LIMIT})"
         why += "" if parity.verdicts_equal else ", verdicts differ"
-        if not fp16:
-            out.unlink(missing_ok=True)
-            sidecar_path(out).unlink(missing_ok=True)
-            raise EngineError(f"{out}: {why}: not used; run_line.py bench --gpu-check shows the figures")
-        log(f"{why}: building FP32")
-    raise AssertionError("unreachable: the FP32 pass returns or raises")
+    out.unlink(missing_ok=True)  # even FP32 fails the gate: no plan is left for the line
+    sidecar_path(out).unlink(missing_ok=True)
+    raise EngineError(f"{out}: {why}: not used; run_line.py bench --gpu-check shows the figures")

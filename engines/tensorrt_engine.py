@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from engines.base import Engine, EngineError, captured_sizes, padded_size
+from engines.base import Engine, EngineError, captured_sizes, copy_unless_staged, padded_size
 from engines.sidecar import check_plan_matches, read_plan_sidecar
 
 INPUTS, OUTPUTS = ("frames", "roi"), ("scores", "maps")
@@ -135,9 +135,13 @@ class TensorRTEngine(Engine):
             try:
                 self._capture_graphs()
             except (RuntimeError, EngineError) as exc:  # a runtime that cannot capture: plain enqueues, said
-                for graph in self.graphs.values():
-                    graph.destroy()
-                self.graphs, self.graph_error = {}, str(exc)
+                self._drop_graphs()
+                self.graph_error = str(exc)
+
+    def _drop_graphs(self) -> None:
+        for graph in self.graphs.values():  # they hold the context's work and the buffers' addresses
+            graph.destroy()
+        self.graphs = {}
 
     def _bind(self, bs: BufferSet, b: int) -> None:
         """Shapes for a batch of ``b`` and ``bs``'s addresses, on the one context (captured at enqueue)."""
@@ -179,9 +183,8 @@ class TensorRTEngine(Engine):
         run = padded_size(b, self.sizes) if self.graphs else b  # a graph runs its own batch size
         if not self.graphs:
             self._bind(bs, b)  # first, so a refused shape enqueues nothing
-        for arr, staged in ((frames, staged_frames), (roi, staged_roi)):
-            if not np.shares_memory(staged, arr):
-                staged[...] = arr
+        copy_unless_staged(staged_frames, frames)
+        copy_unless_staged(staged_roi, roi)
         bs.host["roi"].array[b:run] = 0  # padding rows: nothing inspected, their outputs never copied back
         for name in INPUTS:
             bs.copies.h2d(bs.device[name], bs.host[name], run * self.io[name].row_bytes)
@@ -235,10 +238,8 @@ class TensorRTEngine(Engine):
             bs.copies.synchronize()
         if sets:
             self.compute.synchronize()
-        for graph in self.graphs.values():  # they hold the context's work and the buffers' addresses
-            graph.destroy()
-        self.graphs = {}
-        self.context = None  # first: it holds the addresses of the buffers freed below
+        self._drop_graphs()
+        self.context = None  # before the buffers: it holds their addresses
         for bs in sets:
             for buf in (*bs.host.values(), *bs.device.values()):
                 buf.free()

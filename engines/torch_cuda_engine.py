@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from engines.base import Engine, EngineError, captured_sizes, padded_size
-from engines.export import PARITY_LIMIT, parity_frames
+from engines.base import Engine, EngineError, captured_sizes, copy_unless_staged, padded_size
+from engines.export import PARITY_LIMIT, Parity, parity_frames
 from engines.graph import InferenceGraph
 from model.checkpoint import load_checkpoint
 
@@ -82,7 +82,7 @@ class TorchCudaEngine(Engine):
         s, m = self._forward(frames, roi)
         ds, dm = float((s - ref_s).abs().max()), float((m - ref_m).abs().max())
         same = bool(((s > self.meta.threshold) == (ref_s > self.meta.threshold)).all())
-        ok = max(ds, dm) <= PARITY_LIMIT and same
+        ok = Parity(ds, dm, same).passes()
         self.parity = {"precision": name if ok else "fp32", "tried": name, "max_score_delta": ds}
         self.parity.update(max_map_delta=dm, verdicts_equal=same)
         if not ok:
@@ -112,9 +112,7 @@ class TorchCudaEngine(Engine):
     def _run(self, frames: np.ndarray, roi: np.ndarray, want_maps: bool) -> tuple[np.ndarray, np.ndarray | None]:
         b = len(frames)
         for host, arr in ((self._host_frames, frames), (self._host_roi, roi)):
-            view = host[:b].numpy()
-            if not np.shares_memory(view, arr):  # written through staging(): already in pinned memory
-                view[...] = arr  # one copy into pinned memory; the H2D below is async
+            copy_unless_staged(host[:b].numpy(), arr)  # one copy into pinned memory at most; the H2D is async
         if not self.use_graphs:
             f = self._host_frames[:b].to(self.device, non_blocking=True)
             r = self._host_roi[:b].to(self.device, non_blocking=True)

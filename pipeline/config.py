@@ -9,6 +9,7 @@ from urllib.parse import urlparse
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from engines.select import KINDS  # light: no runtime is imported until an engine is opened
 from model.checkpoint import BUNDLED_CHECKPOINT
 from pipeline.wire import CAMERA_NAME
 
@@ -124,9 +125,7 @@ class CurveKeys(_Strict):
 class WorkerConfig(_Strict):
     endpoints: list[str] = Field(default_factory=lambda: ["ipc:///tmp/grdnet-worker0.sock"], min_length=1)
     checkpoint: str = str(BUNDLED_CHECKPOINT)
-    engine: Literal[
-        "auto", "tensorrt", "torch-cuda", "onnxruntime", "openvino", "onnxruntime-int8", "openvino-int8", "torch"
-    ] = "auto"
+    engine: Literal[KINDS] = "auto"  # engines/select.KINDS: one list for the CLI, the config and the selector
     plan: str | None = None
     threads: int | None = Field(None, ge=1)
     max_batch: int = Field(4, ge=1)

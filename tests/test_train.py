@@ -83,20 +83,27 @@ def test_checkpoint_with_an_unknown_config_key_is_a_one_line_error_naming_it(tin
     assert_one_line_error(r, f"{bad}: bad checkpoint metadata: config.train.swa_start")
 
 
-def test_recomputed_bn_statistics_make_eval_mode_match_the_trained_network():
+def _one_batch_loader(cfg, seed: int):
+    """Four random 64 px frames as one whole-frame batch, synthesised inline: (images, dataset, loader)."""
     from model.dataset import TrainSet
-    from model.train import make_loader, recompute_bn_statistics
+    from model.train import make_loader
 
-    cfg = tiny_config()
-    cfg.net.patch_size, cfg.synthesis.probability, cfg.augment.rotation_deg, cfg.augment.hflip = None, 0.0, 0.0, 0.0
-    model = create_grdnet(cfg)
-    images = np.random.default_rng(0).integers(0, 256, (4, 64, 64, 3), dtype=np.uint8)
+    cfg.net.patch_size, cfg.train.batch_size, cfg.train.loader_workers = None, 4, 0
+    images = np.random.default_rng(seed).integers(0, 256, (4, 64, 64, 3), dtype=np.uint8)
     ds = TrainSet(
         images=images, rois=np.ones((4, 64, 64), np.float32), patch=64,
         augment_cfg=cfg.augment, synth_cfg=cfg.synthesis, seed=0,
     )  # fmt: skip
-    cfg.train.batch_size, cfg.train.loader_workers = 4, 0
-    loader = make_loader(ds, cfg, 0)
+    return images, ds, make_loader(ds, cfg, 0)
+
+
+def test_recomputed_bn_statistics_make_eval_mode_match_the_trained_network():
+    from model.train import recompute_bn_statistics
+
+    cfg = tiny_config()
+    cfg.synthesis.probability, cfg.augment.rotation_deg, cfg.augment.hflip = 0.0, 0.0, 0.0
+    images, ds, loader = _one_batch_loader(cfg, 0)
+    model = create_grdnet(cfg)
     x = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255
     norms = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
     for m in norms:  # stale statistics, as a lagging 0.1-momentum trace leaves them
@@ -216,18 +223,12 @@ def test_precision_auto_follows_the_cpu_and_unknown_values_are_refused(monkeypat
 def test_the_weight_average_follows_every_step_and_is_what_a_run_keeps(tiny_data, tmp_path):
     from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-    from model.dataset import TrainSet
-    from model.train import make_loader, run_epoch
+    from model.train import run_epoch
 
     cfg = tiny_config()
-    cfg.net.patch_size, cfg.train.batch_size, cfg.train.loader_workers = None, 4, 0
+    _, _, loader = _one_batch_loader(cfg, 1)
     model = create_grdnet(cfg)
-    images = np.random.default_rng(1).integers(0, 256, (4, 64, 64, 3), dtype=np.uint8)
-    ds = TrainSet(
-        images=images, rois=np.ones((4, 64, 64), np.float32), patch=64,
-        augment_cfg=cfg.augment, synth_cfg=cfg.synthesis, seed=0,
-    )  # fmt: skip
-    loader, opts, decay = make_loader(ds, cfg, 0), make_optimisers(model, cfg), 0.75
+    opts, decay = make_optimisers(model, cfg), 0.75
     average = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay))
     raw = []
     for _ in range(2):  # one batch an epoch: one step, one update of the average
