@@ -7,6 +7,12 @@ from abc import ABC, abstractmethod
 import numpy as np
 
 
+def has_fast_half(capability_major: int) -> bool:
+    """Half precision pays on GPUs of compute capability 7.0 and later (tensor cores); the one rule the torch
+    CUDA engine and auto's TensorRT plan both follow."""
+    return capability_major >= 7
+
+
 def captured_sizes(max_batch: int) -> list[int]:
     """Batch sizes that get a CUDA graph: powers of two below ``max_batch``, and ``max_batch``."""
     sizes, b = [], 1

@@ -152,12 +152,13 @@ def build_gated_plan(onnx_path: Path, out: Path, max_batch: int, log=print) -> P
     from dataclasses import asdict
 
     from engines import cuda_buffers as cb
+    from engines.base import has_fast_half
     from engines.export import PARITY_LIMIT, compare, parity_frames
     from engines.ort_engine import OnnxRuntimeEngine
     from engines.tensorrt_engine import TensorRTEngine, import_tensorrt
 
     _, capability = cb.gpu_info()
-    fast_fp16 = int(capability.split(".")[0]) >= 7 and trt_major(import_tensorrt().__version__) < 11
+    fast_fp16 = has_fast_half(int(capability.split(".")[0])) and trt_major(import_tensorrt().__version__) < 11
     reference = OnnxRuntimeEngine(onnx_path)
     frames = parity_frames(reference.image_size, reference.channels, min(4, max_batch))
     why = ""

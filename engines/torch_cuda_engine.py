@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from engines.base import Engine, EngineError, captured_sizes, copy_unless_staged, padded_size
+from engines.base import Engine, EngineError, captured_sizes, copy_unless_staged, has_fast_half, padded_size
 from engines.export import PARITY_LIMIT, Parity, parity_frames
 from engines.graph import InferenceGraph
 from model.checkpoint import load_checkpoint
@@ -32,7 +32,7 @@ def fast_half(device: torch.device) -> str:
     if device.type != "cuda":
         return "fp32"
     major, _ = torch.cuda.get_device_capability(device)
-    return "fp16" if major >= 7 else "fp32"
+    return "fp16" if has_fast_half(major) else "fp32"
 
 
 class TorchCudaEngine(Engine):

@@ -106,3 +106,35 @@ def _lost_delays(url: str, stream: str, done: list[tuple[str, int]]) -> dict[str
         after = [(x - t) / 1e9 for x in lost_t if t <= x < end]
         out[f"{i}:{action}"] = [round(after[0], 2), round(after[-1], 2), len(after)] if after else []
     return out
+
+
+def chaos_on_local_redis(checkpoint: str, fps: float, seconds: float) -> dict:
+    """``run_line.py chaos``: two simulated cameras and one worker on a durable redis-server of the run's own
+    (the schedule stops and restarts it), the default schedule, then the audit's report."""
+    import tempfile
+    from pathlib import Path
+
+    from engines.select import DEFAULT_CACHE, ensure_onnx
+    from pipeline.config import CameraConfig, LedgerConfig, MetricsConfig, PageConfig, RedisConfig, WorkerConfig
+    from pipeline.demo import local_endpoint
+
+    ensure_onnx(Path(checkpoint), DEFAULT_CACHE, 4, log=print)
+    server = LocalRedis(persist=True).start()
+    cfg = LineConfig(
+        cameras=[CameraConfig(name=f"cam{i}", fps=fps, synthetic={"seed": i}) for i in range(2)],
+        worker=WorkerConfig(
+            endpoints=[local_endpoint("chaos")],
+            checkpoint=checkpoint,
+            deadline_ms=1000,
+            hang_s=5,
+            archive={"dir": tempfile.mkdtemp(prefix="grdnet-chaos-rejects-")},
+        ),
+        redis=RedisConfig(url=server.url, stream="grdnet:chaos"),
+        ledger=LedgerConfig(grace_s=3.0),
+        metrics=MetricsConfig(enabled=False),
+        page=PageConfig(enabled=False),
+    )
+    try:
+        return run_chaos(cfg, server, duration_s=seconds)
+    finally:
+        server.stop()

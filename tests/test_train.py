@@ -7,8 +7,9 @@ from model.budget import Budget, cosine_factor
 from model.checkpoint import load_checkpoint, read_meta
 from model.config import load_preset
 from model.grdnet import create_grdnet
-from model.train import make_optimisers, train, train_step
+from model.train import train
 from model.train_speed import resolve_precision, to_memory_format
+from model.train_step import make_optimisers, train_step
 from tests.conftest import assert_one_line_error, run_cli, tiny_config
 
 
