@@ -76,12 +76,15 @@ def cmd_train(a: argparse.Namespace) -> int:
 @command("model-bench")
 def cmd_model_bench(a: argparse.Namespace) -> int:
     from model.config import load_config_file, load_preset
-    from model.recipe_bench import run
+    from model.recipe_bench import BenchPlan, run
 
     cfg = load_config_file(Path(a.config)) if a.config else load_preset(a.preset)
     families = [f for f in a.families.split(",") if f]
     seeds = [int(s) for s in a.seeds.split(",") if s]
-    rows = run(Path(a.out), families, cfg, seeds, a.max_minutes, a.train_seed, a.eval_seed)
+    plan = BenchPlan(
+        a.max_minutes, a.train_seed, a.eval_seed, a.eval_images, a.calibrate_images, a.calibrate_seed, a.reuse
+    )
+    rows = run(Path(a.out), families, cfg, seeds, plan)
     print((Path(a.out) / "results.md").read_text())
     print(f"{len(rows)} trainings; results in {Path(a.out) / 'results.json'}")
     return 0
@@ -101,6 +104,20 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
         resize=a.resize,
     )
     print_summary(result)
+    return 0
+
+
+@command("calibrate")
+def cmd_calibrate(a: argparse.Namespace) -> int:
+    from model.recalibrate import recalibrate
+
+    meta, old = recalibrate(Path(a.checkpoint), Path(a.good), Path(a.out), a.quantile, a.margin)
+    c = meta.calibration
+    print(
+        f"wrote {a.out} ({meta.id}): threshold {old:.4f} -> {meta.threshold:.4f} from {c.n_good} good frames "
+        f"(their {c.quantile} quantile {c.good_quantile_score:.4f}, median {c.good_median_score:.4f}; "
+        f"{c.val_false_reject_rate:.3f} of them above it)"
+    )
     return 0
 
 
@@ -242,44 +259,12 @@ def cmd_challenge(a: argparse.Namespace) -> int:
 @command("chaos")
 def cmd_chaos(a: argparse.Namespace) -> int:
     import json
-    import tempfile
 
-    from engines.select import DEFAULT_CACHE, ensure_onnx
-    from pipeline.chaos import run_chaos
-    from pipeline.config import (
-        CameraConfig,
-        LedgerConfig,
-        LineConfig,
-        MetricsConfig,
-        PageConfig,
-        RedisConfig,
-        WorkerConfig,
-    )
-    from pipeline.demo import local_endpoint
+    from pipeline.chaos import chaos_on_local_redis
     from pipeline.processes import setup_logging
-    from pipeline.redis_local import LocalRedis
 
     setup_logging("chaos")
-    ensure_onnx(Path(a.checkpoint), DEFAULT_CACHE, 4, log=print)
-    server = LocalRedis(persist=True).start()  # its own: the run stops and restarts it
-    cfg = LineConfig(
-        cameras=[CameraConfig(name=f"cam{i}", fps=a.fps, synthetic={"seed": i}) for i in range(2)],
-        worker=WorkerConfig(
-            endpoints=[local_endpoint("chaos")],
-            checkpoint=a.checkpoint,
-            deadline_ms=1000,
-            hang_s=5,
-            archive={"dir": tempfile.mkdtemp(prefix="grdnet-chaos-rejects-")},
-        ),
-        redis=RedisConfig(url=server.url, stream="grdnet:chaos"),
-        ledger=LedgerConfig(grace_s=3.0),
-        metrics=MetricsConfig(enabled=False),
-        page=PageConfig(enabled=False),
-    )
-    try:
-        report = run_chaos(cfg, server, duration_s=a.seconds)
-    finally:
-        server.stop()
+    report = chaos_on_local_redis(a.checkpoint, a.fps, a.seconds)
     text = json.dumps(report, indent=1, default=str)
     print(text)
     if a.json:
@@ -467,8 +452,23 @@ def build_parser() -> argparse.ArgumentParser:
     mb.add_argument("--max-minutes", type=float, default=10.0)
     mb.add_argument("--train-seed", type=int, default=0, help="render seed of the training sets")
     mb.add_argument("--eval-seed", type=int, default=11, help="render seed of the evaluation sets")
+    mb.add_argument("--eval-images", type=int, default=600, help="test images per evaluation set (half good)")
+    mb.add_argument(
+        "--calibrate-images", type=int, default=200, help="good frames `calibrate` sets a line threshold from (0: off)"
+    )
+    mb.add_argument("--calibrate-seed", type=int, default=21, help="render seed of those good frames")
+    mb.add_argument("--reuse", action="store_true", help="evaluate checkpoints already in --out instead of training")
     mb.add_argument("--preset", default="cpu")
     mb.add_argument("--config", help="a model config YAML instead of a preset")
+
+    cal = sub.add_parser("calibrate", help="set a checkpoint's threshold from good frames it never trained on")
+    cal.add_argument("--checkpoint", required=True)
+    cal.add_argument("--good", required=True, help="folder of good frames (or a dataset root: its train/good)")
+    cal.add_argument("--out", required=True, help="checkpoint to write (may be --checkpoint itself)")
+    cal.add_argument("--quantile", type=float, help="of the good scores: 1 - target FRR (default: the checkpoint's)")
+    cal.add_argument(
+        "--margin", type=float, help="added above it, in units of (quantile - median) (default: the checkpoint's)"
+    )
 
     x = sub.add_parser("export", help="checkpoint -> ONNX inference graph, verified against PyTorch")
     x.add_argument("--checkpoint", required=True)

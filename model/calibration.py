@@ -13,6 +13,13 @@ from model.inference import calibrate_threshold, score_images
 from model.validation import ValidationSet, validate
 
 
+def checked_threshold(threshold: float) -> float:
+    """The threshold, or an error before anything is written: a non-finite one means the scores diverged."""
+    if not math.isfinite(threshold):
+        raise ValueError("calibrated threshold is not finite: the model's scores diverged")
+    return threshold
+
+
 def calibrate(
     model: GRDNet,
     vs: ValidationSet | None,
@@ -33,9 +40,7 @@ def calibrate(
     calib = calibrate_threshold(
         scores[labels == 0], scores[labels == 1], tc.threshold_quantile, tc.threshold_margin, tc.max_val_escape
     )
-    threshold = calib.pop("threshold")
-    if not math.isfinite(threshold):
-        raise ValueError("calibrated threshold is not finite: training diverged")
+    threshold = checked_threshold(calib.pop("threshold"))
     return threshold, Calibration(
         quantile=tc.threshold_quantile,
         margin=tc.threshold_margin,

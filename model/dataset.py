@@ -31,7 +31,7 @@ class Sample:
     mask_path: Path | None
 
 
-def _images_in(folder: Path) -> list[Path]:
+def images_in(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
 
 
@@ -58,7 +58,7 @@ def index_split(root: Path, split: str, use_roi: bool = True) -> list[Sample]:
         classes = ["good"]
     samples = []
     for cls in classes:
-        for path in _images_in(split_dir / cls):
+        for path in images_in(split_dir / cls):
             mask = None
             if cls != "good":
                 mask = root / "ground_truth" / cls / f"{path.stem}_mask.png"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
-from sklearn.metrics import auc, precision_recall_curve, roc_auc_score
+from sklearn.metrics import auc, precision_recall_curve, roc_auc_score, roc_curve
 
 
 def image_auroc(labels: np.ndarray, scores: np.ndarray) -> float:
@@ -65,3 +65,12 @@ def operating_point(labels: np.ndarray, scores: np.ndarray, threshold: float) ->
         "false_reject_rate": float(reject[good].mean()) if good.any() else float("nan"),
         "escape_rate": float((~reject[bad]).mean()) if bad.any() else float("nan"),
     }
+
+
+def best_escape_at(labels: np.ndarray, scores: np.ndarray, max_false_reject: float) -> float:
+    """The lowest escape rate any threshold reaches while rejecting at most ``max_false_reject`` of the good
+    images: what the scores allow at that false-reject rate, whatever rule sets the threshold. NaN with one class."""
+    if len(np.unique(labels)) < 2:
+        return float("nan")
+    fpr, tpr, _ = roc_curve(labels, scores, drop_intermediate=False)
+    return float(1 - tpr[fpr <= max_false_reject + 1e-12].max())

@@ -2,6 +2,7 @@ import itertools
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -89,6 +90,15 @@ def test_evaluate_cli_json_contract(tiny_data, tiny_checkpoint, tmp_path):
     assert all(set(row) == {"path", "label", "score", "reject"} for row in doc["images"])
     assert all(row["reject"] == (row["score"] > doc["summary"]["threshold"]) for row in doc["images"])
     assert {"dark_spot", "fibre", "scratch", "good"} <= set(doc["per_class"])
+    # the fewest escapes any threshold allows at FRR 0.02 of plain good, recomputed from the per-image rows
+    rows = [r for r in doc["images"] if not Path(r["path"]).name.startswith("outside_roi")]
+    good = sorted((r["score"] for r in rows if r["label"] == "good"), reverse=True)
+    allowed = int(0.02 * len(good))  # good images a threshold may reject
+    t = good[allowed] if allowed < len(good) else -np.inf  # reject > t: at most `allowed` good above it
+    bad = [r["score"] for r in rows if r["label"] != "good"]
+    expected = float(np.mean([b <= t for b in bad]))
+    assert doc["summary"]["best_escape_at_frr_0.02"] == pytest.approx(expected, abs=1e-6)
+    assert "best escape at FRR 0.02, any threshold:" in r.stdout
     html = (rep / "report.html").read_text()  # one self-contained page: its figures embedded, no loose files
     assert html.count("data:image/png;base64,") > 3 and not list(rep.glob("*.png"))
     assert "image AUROC" in r.stdout
