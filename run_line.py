@@ -466,9 +466,7 @@ def build_parser() -> argparse.ArgumentParser:
     cal.add_argument("--good", required=True, help="folder of good frames (or a dataset root: its train/good)")
     cal.add_argument("--out", required=True, help="checkpoint to write (may be --checkpoint itself)")
     cal.add_argument("--quantile", type=float, help="of the good scores: 1 - target FRR (default: the checkpoint's)")
-    cal.add_argument(
-        "--margin", type=float, help="added above it, in units of (quantile - median) (default: the checkpoint's)"
-    )
+    cal.add_argument("--margin", type=float, help="added above it, in units of (quantile - median) (default 0.25)")
 
     x = sub.add_parser("export", help="checkpoint -> ONNX inference graph, verified against PyTorch")
     x.add_argument("--checkpoint", required=True)

@@ -5,6 +5,12 @@ maximum, so the false-reject rate on the line lands anywhere from 0 to several t
 0.00-0.08 plain-good FRR for a 0.01 target, docs/results.md). A line soon holds hundreds of good frames of its
 own product; scoring them gives the quantile the rule needs. Same rule as training (model/inference.py
 ``calibrate_threshold``) on those scores, same weights, same id; the calibration record names the frames.
+
+The margin above the quantile defaults to ``LINE_MARGIN`` (0.25), not training's 0.5: training extrapolates
+from 20 frames, this estimates the quantile itself. Chosen on the dev renders only (vials and ampoule, three
+checkpoints each, 200 frames of a seed-21 render calibrating, the seed-7, -8 and -9 renders judging, 150
+plain good images each): plain-good FRR over the three renders 0.000-0.027 with 0.25 (one of six above 0.02),
+0.000-0.040 with 0 (two of six), 0.000-0.007 with 0.5 at 5-20 points more escapes.
 """
 
 from __future__ import annotations
@@ -18,6 +24,8 @@ from model.calibration import checked_threshold
 from model.checkpoint import Calibration, CheckpointMeta, load_checkpoint, save_checkpoint
 from model.dataset import DatasetError, images_in, read_image
 from model.inference import calibrate_threshold, score_images
+
+LINE_MARGIN = 0.25
 
 
 def min_good_frames(quantile: float) -> int:
@@ -39,12 +47,12 @@ def good_frame_paths(folder: Path) -> list[Path]:
 def recalibrate(
     checkpoint: Path, good_dir: Path, out: Path, quantile: float | None = None, margin: float | None = None
 ) -> tuple[CheckpointMeta, float]:
-    """Write ``out``: ``checkpoint`` with its threshold from the good frames in ``good_dir`` (the preset's
-    quantile and margin unless given). Returns (the new metadata, the threshold it replaced)."""
+    """Write ``out``: ``checkpoint`` with its threshold from the good frames in ``good_dir`` (the checkpoint's
+    quantile and ``LINE_MARGIN`` unless given). Returns (the new metadata, the threshold it replaced)."""
     model, meta = load_checkpoint(checkpoint)
     tc = meta.config.train
     q = tc.threshold_quantile if quantile is None else quantile
-    m = tc.threshold_margin if margin is None else margin
+    m = LINE_MARGIN if margin is None else margin
     paths = good_frame_paths(good_dir)
     need = min_good_frames(q)
     if len(paths) < need:

@@ -13,7 +13,7 @@ from model import metrics
 from model.checkpoint import load_checkpoint, read_meta
 from model.dataset import read_image
 from model.inference import score_images
-from model.recalibrate import min_good_frames, recalibrate
+from model.recalibrate import LINE_MARGIN, min_good_frames, recalibrate
 from model.synth_dataset import write_product_dataset
 from tests.conftest import assert_one_line_error, run_cli
 
@@ -35,12 +35,12 @@ def test_calibrate_takes_the_rule_over_the_new_frames_and_keeps_weights_and_id(t
     frames = np.stack([read_image(p, 64, 3) for p in sorted((line_goods / "train" / "good").iterdir())])
     scores = score_images(model, frames, before.roi_prior())[0]
     q, median = np.quantile(scores, 0.99), np.median(scores)
-    expected = q + before.config.train.threshold_margin * (q - median)
+    expected = q + LINE_MARGIN * (q - median)
     assert meta.threshold == pytest.approx(expected, rel=1e-5)
     stored = read_meta(out)
     assert stored.id == before.id and stored.threshold == pytest.approx(expected, rel=1e-5)
     c = stored.calibration
-    assert c.n_good == 100 and c.n_defective == 0 and str(line_goods) in c.source
+    assert c.n_good == 100 and c.n_defective == 0 and str(line_goods) in c.source and c.margin == LINE_MARGIN
     assert f"replaced {before.threshold:.4f}" in c.source
     assert c.val_false_reject_rate == pytest.approx(float((scores > meta.threshold).mean()))
     assert c.val_false_reject_rate <= 0.01
