@@ -227,6 +227,9 @@ def worker_main(cfg_json: str, index: int, ready=None, heartbeat=None, capacity=
         log=log.info,
     )
     log.info("engine %s, model %s, threshold %.4f", engine.describe(), meta.id, meta.threshold)
+    from engines.capacity import warm_up
+
+    log.info("every batch size up to %d warmed in %.2f s", w.max_batch, warm_up(engine, w.max_batch))
     r = cfg.redis
     inner = VerdictPublisher(
         r.url, r.stream, r.maxlen, r.buffer_max, metrics, claim_ttl_s=cfg.ledger.claim_ttl_s, client=connect(r)
