@@ -82,7 +82,13 @@ def cmd_model_bench(a: argparse.Namespace) -> int:
     families = [f for f in a.families.split(",") if f]
     seeds = [int(s) for s in a.seeds.split(",") if s]
     plan = BenchPlan(
-        a.max_minutes, a.train_seed, a.eval_seed, a.eval_images, a.calibrate_images, a.calibrate_seed, a.reuse
+        minutes=a.max_minutes,
+        train_seed=a.train_seed,
+        eval_seed=a.eval_seed,
+        eval_images=a.eval_images,
+        calibrate_images=a.calibrate_images,
+        calibrate_seed=a.calibrate_seed,
+        reuse_checkpoints=a.reuse,
     )
     rows = run(Path(a.out), families, cfg, seeds, plan)
     print((Path(a.out) / "results.md").read_text())

@@ -15,13 +15,18 @@ import numpy as np
 from engines.base import Engine
 
 
+def blank_batch(engine: Engine, b: int) -> tuple[np.ndarray, np.ndarray]:
+    """``b`` black frames at the engine's size with an all-inspect ROI: convolutions cost the same whatever the
+    pixels, so timing and warming need no real frames."""
+    s, c = engine.image_size, engine.channels
+    return np.zeros((b, s, s, c), np.uint8), np.full((b, s, s), 255, np.uint8)
+
+
 def measure_frames_per_s(engine: Engine, batch: int, min_seconds: float = 1.0, min_batches: int = 3) -> float:
     """Frames a second of ``engine`` at ``batch``: one warm-up batch, then whole batches for at least
     ``min_seconds`` and ``min_batches`` (convolutions cost the same whatever the pixels: zeros will do)."""
     b = max(1, min(batch, engine.max_batch))
-    s, c = engine.image_size, engine.channels
-    frames = np.zeros((b, s, s, c), np.uint8)
-    roi = np.full((b, s, s), 255, np.uint8)
+    frames, roi = blank_batch(engine, b)
     engine.infer(frames, roi)
     n, t0 = 0, time.perf_counter()
     while n < min_batches or time.perf_counter() - t0 < min_seconds:
@@ -35,10 +40,9 @@ def warm_up(engine: Engine, max_batch: int) -> float:
     seconds it took. OpenVINO compiles an input shape on its first use (measured on the bundled model: +140-190
     ms per batch size on the INT8 graph, +20-80 ms in FP32) and CUDA graphs are captured on first use, so without
     this a fresh or restarted worker judges its first batch of each size late, just when the line recovers."""
-    s, c = engine.image_size, engine.channels
     t0 = time.perf_counter()
     for b in range(1, min(max_batch, engine.max_batch) + 1):
-        engine.infer(np.zeros((b, s, s, c), np.uint8), np.full((b, s, s), 255, np.uint8))
+        engine.infer(*blank_batch(engine, b))
     return time.perf_counter() - t0
 
 

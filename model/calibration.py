@@ -20,6 +20,24 @@ def checked_threshold(threshold: float) -> float:
     return threshold
 
 
+def threshold_from_scores(
+    good: np.ndarray, defective: np.ndarray, quantile: float, margin: float, max_escape: float, source: str
+) -> tuple[float, Calibration]:
+    """The rule of model/inference.calibrate_threshold on these scores, and the record a checkpoint keeps of it
+    (``source``: where the scores came from); training and ``calibrate`` both set thresholds through it."""
+    calib = calibrate_threshold(good, defective, quantile, margin, max_escape)
+    threshold = checked_threshold(calib.pop("threshold"))
+    return threshold, Calibration(
+        quantile=quantile,
+        margin=margin,
+        max_val_escape=max_escape,
+        n_good=len(good),
+        n_defective=len(defective),
+        source=source,
+        **calib,
+    )
+
+
 def calibrate(
     model: GRDNet,
     vs: ValidationSet | None,
@@ -37,16 +55,7 @@ def calibrate(
     else:
         labels = vs.labels
         scores = kept_scores if kept_scores is not None else validate(model, vs, roi=prior)[1]
-    calib = calibrate_threshold(
-        scores[labels == 0], scores[labels == 1], tc.threshold_quantile, tc.threshold_margin, tc.max_val_escape
-    )
-    threshold = checked_threshold(calib.pop("threshold"))
-    return threshold, Calibration(
-        quantile=tc.threshold_quantile,
-        margin=tc.threshold_margin,
-        max_val_escape=tc.max_val_escape,
-        n_good=int((labels == 0).sum()),
-        n_defective=int((labels == 1).sum()),
-        source="holdout" if vs is not None else "training images (no holdout)",
-        **calib,
+    source = "holdout" if vs is not None else "training images (no holdout)"
+    return threshold_from_scores(
+        scores[labels == 0], scores[labels == 1], tc.threshold_quantile, tc.threshold_margin, tc.max_val_escape, source
     )

@@ -20,10 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
-from model.calibration import checked_threshold
-from model.checkpoint import Calibration, CheckpointMeta, load_checkpoint, save_checkpoint
+from model.calibration import threshold_from_scores
+from model.checkpoint import CheckpointMeta, load_checkpoint, save_checkpoint
 from model.dataset import DatasetError, images_in, read_image
-from model.inference import calibrate_threshold, score_images
+from model.inference import score_images
 
 LINE_MARGIN = 0.25
 
@@ -62,21 +62,10 @@ def recalibrate(
         )
     frames = np.stack([read_image(p, meta.image_size, meta.channels) for p in paths])
     scores = score_images(model, frames, meta.roi_prior())[0]
-    calib = calibrate_threshold(scores, np.empty(0), q, m, tc.max_val_escape)
-    threshold = checked_threshold(calib.pop("threshold"))
-    new = meta.model_copy(
-        update={
-            "threshold": threshold,
-            "calibration": Calibration(
-                quantile=q,
-                margin=m,
-                max_val_escape=tc.max_val_escape,
-                n_good=len(paths),
-                n_defective=0,
-                source=f"good frames not trained on: {Path(good_dir)} (replaced {meta.threshold:.4f} from "
-                f"{meta.calibration.source if meta.calibration else 'unknown'})",
-                **calib,
-            ),
-        }
+    source = (
+        f"good frames not trained on: {Path(good_dir)} (replaced {meta.threshold:.4f} from "
+        f"{meta.calibration.source if meta.calibration else 'unknown'})"
     )
+    threshold, calibration = threshold_from_scores(scores, np.empty(0), q, m, tc.max_val_escape, source)
+    new = meta.model_copy(update={"threshold": threshold, "calibration": calibration})
     return save_checkpoint(Path(out), model, new), meta.threshold
