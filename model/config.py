@@ -127,6 +127,12 @@ class TrainConfig(_Strict):
         description="validate and keep an exponential moving average of the weights, updated every step with this "
         "decay (0: the raw weights); it smooths the step-to-step noise of a short run",
     )
+    seg_updates: int = Field(
+        1,
+        ge=1,
+        description="U-Net updates per discriminator/generator update: the other steps update the U-Net alone on "
+        "the generator's reconstruction (no gradient), at ~30 % of a full step's cost; the map is the U-Net's",
+    )
     loader_workers: int = Field(1, ge=0, description="processes that synthesise batches beside training (0: inline)")
     bn_batches: int = Field(
         0, ge=0, description="before each validation: recompute BatchNorm statistics over this many batches (0: no)"

@@ -27,7 +27,7 @@ from model.inference import score_images
 from model.level import level_indices, normal_level
 from model.roi_prior import encode_mask, fixed_roi
 from model.train_speed import Precision, resolve_precision, to_memory_format, use_channels_last
-from model.train_step import Optimisers, make_optimisers, set_lr, train_step
+from model.train_step import Optimisers, make_optimisers, segment_step, set_lr, train_step
 from model.validation import build_validation_set, validate
 
 
@@ -112,17 +112,20 @@ def run_epoch(
     e0 = time.monotonic()
     model.train()
     sums: dict[str, float] = {}
+    counts: dict[str, int] = {}
     bar = tqdm(loader, desc=desc, disable=not progress, leave=False)
     for step, batch in enumerate(bar):
         if lr_at is not None:
             set_lr(opts, lr_at(step))
-        losses = train_step(model, opts, to_memory_format(batch, channels_last), cfg, precision)
+        one_step = train_step if step % cfg.train.seg_updates == 0 else segment_step
+        losses = one_step(model, opts, to_memory_format(batch, channels_last), cfg, precision)
         if average is not None:
             average.update_parameters(model)
         for k, v in losses.items():
             sums[k] = sums.get(k, 0.0) + v
-        bar.set_postfix({k: f"{losses[k]:.3f}" for k in ("d", "gen", "con", "seg")})
-    means = {k: v / len(loader) for k, v in sums.items()}
+            counts[k] = counts.get(k, 0) + 1
+        bar.set_postfix({k: f"{losses[k]:.3f}" for k in ("d", "gen", "con", "seg") if k in losses})
+    means = {k: v / counts[k] for k, v in sums.items()}  # the generator's losses over the full steps only
     for sched in opts.schedulers:
         if isinstance(sched, torch.optim.lr_scheduler.ReduceLROnPlateau):
             sched.step(means["total"])

@@ -148,9 +148,17 @@ def test_gpu_check_report_states_each_target_against_what_was_measured():
 
 
 class _RecordingEngine:
-    """What ``warm_up`` reads of an engine, and the batch sizes it was asked to run. No native engine behind it:
-    run here, after the other tests' engines, a real one segfaulted a later test of the session (not understood;
-    not seen in the line's workers, which warm their real engine before every line test in this suite)."""
+    """What ``warm_up`` reads of an engine, and the batch sizes it was asked to run. No native engine behind it.
+
+    A known crash of the test process, not understood: once this module's fixtures hold ONNX Runtime and
+    OpenVINO engines on both the shipped and the tiny graph (any test that merely requests ``cpu_engines`` after
+    ``shipped_cpu_engines`` is enough, warm-up or not), the next test that starts a subprocess
+    (tests/test_engines.py's CLI tests) dies with SIGSEGV: gdb shows the main thread in CPython's dict lookup on
+    a corrupted object, Python's faulthandler prints nothing, glibc's malloc checks do not fire, and neither
+    channels-last in the torch engine nor the warm-up is the cause. Four engines on the same two graphs, with
+    torch threads started and 20 subprocesses, do not crash in a plain script. The line never holds engines
+    in a process that then forks (workers are spawned; the bench's engine-alone timing runs before the line
+    starts and worked through every bench run)."""
 
     def __init__(self, image_size: int, channels: int, max_batch: int) -> None:
         self.image_size, self.channels, self.max_batch, self.sizes = image_size, channels, max_batch, []

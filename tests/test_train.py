@@ -241,3 +241,36 @@ def test_the_weight_average_follows_every_step_and_is_what_a_run_keeps(tiny_data
     cfg.train.ema_decay = 0.9
     meta = train(tiny_data, tmp_path / "ema.safetensors", cfg, seed=0, progress=False)
     assert meta.training["ema_decay"] == 0.9 and meta.validation["kept"]["epoch"] >= 1
+
+
+def test_extra_unet_updates_move_only_the_unet_and_the_epoch_alternates_them(monkeypatch):
+    from model import train_step as step_module
+    from model.train import run_epoch
+
+    cfg = tiny_config()
+    model = create_grdnet(cfg)
+    opts = make_optimisers(model, cfg)
+    x = torch.rand(2, 3, 64, 64)
+    batch = (x, x.clone(), (torch.rand(2, 1, 64, 64) > 0.9).float(), torch.ones(2, 1, 64, 64))
+    before = {k: v.detach().clone() for k, v in model.named_parameters()}
+    out = step_module.segment_step(model, opts, batch, cfg)
+    assert set(out) == {"seg"} and np.isfinite(out["seg"])
+    moved = {k.split(".")[0] for k, v in model.named_parameters() if not torch.equal(v, before[k])}
+    assert moved == {"unet"}, moved
+
+    calls: list[str] = []
+    monkeypatch.setattr(train_module, "train_step", lambda *a: calls.append("full") or {"gen": 2.0, "seg": 1.0})
+    monkeypatch.setattr(train_module, "segment_step", lambda *a: calls.append("seg") or {"seg": 3.0})
+    cfg.train.seg_updates, cfg.train.batch_size, cfg.train.loader_workers = 3, 1, 0
+    cfg.net.patch_size = None
+    from model.dataset import TrainSet
+    from model.train import make_loader
+
+    images = np.random.default_rng(0).integers(0, 256, (7, 64, 64, 3), dtype=np.uint8)
+    ds = TrainSet(
+        images=images, rois=np.ones((7, 64, 64), np.float32), patch=64,
+        augment_cfg=cfg.augment, synth_cfg=cfg.synthesis, seed=0,
+    )  # fmt: skip
+    means = run_epoch(model, opts, make_loader(ds, cfg, 0), cfg, "t", False)
+    assert calls == ["full", "seg", "seg", "full", "seg", "seg", "full"]
+    assert means["gen"] == 2.0 and means["seg"] == pytest.approx((3 * 1.0 + 4 * 3.0) / 7)
