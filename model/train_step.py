@@ -135,9 +135,10 @@ def _segment_update(
 def segment_step(
     model: GRDNet, opts: Optimisers, batch: tuple[torch.Tensor, ...], cfg: GRDNetConfig, precision: Precision = "fp32"
 ) -> dict:
-    """The U-Net's update alone (``train.seg_updates`` > 1): the generator reconstructs without a gradient and
-    neither it nor the discriminator moves. The map is the U-Net's, and a full step spends ~80 % of its time on
-    the generator and discriminator, so extra U-Net updates buy the map more learning per second."""
+    """The U-Net's update alone (``train.seg_updates`` > 1): the generator reconstructs without a gradient, and
+    neither its weights nor the discriminator's move (its BatchNorm running statistics do, as in a full step;
+    they are recomputed before every validation). The map is the U-Net's, and a full step spends ~80 % of its
+    time on the generator and discriminator, so extra U-Net updates buy the map more learning per second."""
     x, x_noisy, mask, roi = batch
     with torch.no_grad(), step_autocast(precision):
         _, x_hat, _ = model.generator(x_noisy)
