@@ -139,7 +139,7 @@ def segment_step(
     neither its weights nor the discriminator's move (its BatchNorm running statistics do, as in a full step;
     they are recomputed before every validation). The map is the U-Net's, and a full step spends ~80 % of its
     time on the generator and discriminator, so extra U-Net updates buy the map more learning per second."""
-    x, x_noisy, mask, roi = batch
+    _, x_noisy, mask, roi = batch  # the clean image is the generator's target: unused here
     with torch.no_grad(), step_autocast(precision):
         _, x_hat, _ = model.generator(x_noisy)
     loss_s = _segment_update(model, opts, x_noisy, fp32(x_hat)[0], mask, roi, cfg, precision)

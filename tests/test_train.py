@@ -84,15 +84,16 @@ def test_checkpoint_with_an_unknown_config_key_is_a_one_line_error_naming_it(tin
     assert_one_line_error(r, f"{bad}: bad checkpoint metadata: config.train.swa_start")
 
 
-def _one_batch_loader(cfg, seed: int):
-    """Four random 64 px frames as one whole-frame batch, synthesised inline: (images, dataset, loader)."""
+def _one_batch_loader(cfg, seed: int, n: int = 4, batch_size: int = 4):
+    """``n`` random 64 px frames in whole-frame batches of ``batch_size`` (by default four frames, one batch),
+    synthesised inline: (images, dataset, loader)."""
     from model.dataset import TrainSet
     from model.train import make_loader
 
-    cfg.net.patch_size, cfg.train.batch_size, cfg.train.loader_workers = None, 4, 0
-    images = np.random.default_rng(seed).integers(0, 256, (4, 64, 64, 3), dtype=np.uint8)
+    cfg.net.patch_size, cfg.train.batch_size, cfg.train.loader_workers = None, batch_size, 0
+    images = np.random.default_rng(seed).integers(0, 256, (n, 64, 64, 3), dtype=np.uint8)
     ds = TrainSet(
-        images=images, rois=np.ones((4, 64, 64), np.float32), patch=64,
+        images=images, rois=np.ones((n, 64, 64), np.float32), patch=64,
         augment_cfg=cfg.augment, synth_cfg=cfg.synthesis, seed=0,
     )  # fmt: skip
     return images, ds, make_loader(ds, cfg, 0)
@@ -261,16 +262,8 @@ def test_extra_unet_updates_move_only_the_unet_and_the_epoch_alternates_them(mon
     calls: list[str] = []
     monkeypatch.setattr(train_module, "train_step", lambda *a: calls.append("full") or {"gen": 2.0, "seg": 1.0})
     monkeypatch.setattr(train_module, "segment_step", lambda *a: calls.append("seg") or {"seg": 3.0})
-    cfg.train.seg_updates, cfg.train.batch_size, cfg.train.loader_workers = 3, 1, 0
-    cfg.net.patch_size = None
-    from model.dataset import TrainSet
-    from model.train import make_loader
-
-    images = np.random.default_rng(0).integers(0, 256, (7, 64, 64, 3), dtype=np.uint8)
-    ds = TrainSet(
-        images=images, rois=np.ones((7, 64, 64), np.float32), patch=64,
-        augment_cfg=cfg.augment, synth_cfg=cfg.synthesis, seed=0,
-    )  # fmt: skip
-    means = run_epoch(model, opts, make_loader(ds, cfg, 0), cfg, "t", False)
+    cfg.train.seg_updates = 3
+    _, _, loader = _one_batch_loader(cfg, 0, n=7, batch_size=1)
+    means = run_epoch(model, opts, loader, cfg, "t", False)
     assert calls == ["full", "seg", "seg", "full", "seg", "seg", "full"]
     assert means["gen"] == 2.0 and means["seg"] == pytest.approx((3 * 1.0 + 4 * 3.0) / 7)
