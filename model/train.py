@@ -117,15 +117,20 @@ def run_epoch(
     for step, batch in enumerate(bar):
         if lr_at is not None:
             set_lr(opts, lr_at(step))
-        one_step = train_step if step % cfg.train.seg_updates == 0 else segment_step
-        losses = one_step(model, opts, to_memory_format(batch, channels_last), cfg, precision)
+        batch = to_memory_format(batch, channels_last)
+        if step % cfg.train.seg_updates == 0:  # a full step; every disc_every-th of them updates the discriminator
+            disc_due = (step // cfg.train.seg_updates) % cfg.train.disc_every == 0
+            losses = train_step(model, opts, batch, cfg, precision, update_disc=disc_due)
+        else:
+            losses = segment_step(model, opts, batch, cfg, precision)
         if average is not None:
             average.update_parameters(model)
         for k, v in losses.items():
             sums[k] = sums.get(k, 0.0) + v
             counts[k] = counts.get(k, 0) + 1
         bar.set_postfix({k: f"{losses[k]:.3f}" for k in ("d", "gen", "con", "seg") if k in losses})
-    means = {k: v / counts[k] for k, v in sums.items()}  # the generator's losses over the full steps only
+    # each loss over the steps that computed it: the generator's over full steps, the discriminator's over its own
+    means = {k: v / counts[k] for k, v in sums.items()}
     for sched in opts.schedulers:
         if isinstance(sched, torch.optim.lr_scheduler.ReduceLROnPlateau):
             sched.step(means["total"])

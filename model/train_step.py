@@ -64,9 +64,16 @@ def _reinit_discriminator(model: GRDNet, opts: Optimisers) -> None:
 
 
 def train_step(
-    model: GRDNet, opts: Optimisers, batch: tuple[torch.Tensor, ...], cfg: GRDNetConfig, precision: Precision = "fp32"
+    model: GRDNet,
+    opts: Optimisers,
+    batch: tuple[torch.Tensor, ...],
+    cfg: GRDNetConfig,
+    precision: Precision = "fp32",
+    update_disc: bool = True,
 ) -> dict:
-    """One step of the three updates; forward passes in ``precision`` (model/train_speed.py), losses in float32."""
+    """One step of the three updates; forward passes in ``precision`` (model/train_speed.py), losses in float32.
+    ``update_disc`` False (``train.disc_every``): the discriminator does not move; the generator still learns
+    from its features."""
     x, x_noisy, mask, roi = batch
     lc = cfg.loss
     with step_autocast(precision):
@@ -74,16 +81,19 @@ def train_step(
     z, x_hat, z_hat = fp32(z, x_hat, z_hat)
 
     # 1. discriminator on real x vs the (detached) reconstruction
-    with step_autocast(precision):
-        logit_real, _ = model.discriminator(x)
-        logit_fake, _ = model.discriminator(x_hat.detach())
-    loss_d = discriminator_loss(*fp32(logit_real, logit_fake))
-    opts.disc.zero_grad(set_to_none=True)
-    loss_d.backward()
-    opts.disc.step()
-    reinit = loss_d.item() < lc.disc_reinit_below
-    if reinit:
-        _reinit_discriminator(model, opts)
+    disc: dict[str, float] = {}
+    if update_disc:
+        with step_autocast(precision):
+            logit_real, _ = model.discriminator(x)
+            logit_fake, _ = model.discriminator(x_hat.detach())
+        loss_d = discriminator_loss(*fp32(logit_real, logit_fake))
+        opts.disc.zero_grad(set_to_none=True)
+        loss_d.backward()
+        opts.disc.step()
+        reinit = loss_d.item() < lc.disc_reinit_below
+        if reinit:
+            _reinit_discriminator(model, opts)
+        disc = {"d": loss_d.item(), "d_reinit": float(reinit)}
 
     # 2. generator with the discriminator frozen
     model.discriminator.requires_grad_(False)
@@ -102,14 +112,13 @@ def train_step(
     # 3. discriminative U-Net on (noisy input, detached reconstruction), ROI focal loss
     loss_s = _segment_update(model, opts, x_noisy, x_hat.detach(), mask, roi, cfg, precision)
     return {
-        "d": loss_d.item(),
+        **disc,
         "adv": l_adv.item(),
         "con": l_con.item(),
         "enc": l_enc.item(),
         "gen": loss_g.item(),
         "seg": loss_s.item(),
         "total": loss_g.item() + loss_s.item(),
-        "d_reinit": float(reinit),
     }
 
 

@@ -260,10 +260,45 @@ def test_extra_unet_updates_move_only_the_unet_and_the_epoch_alternates_them(mon
     assert moved == {"unet"}, moved
 
     calls: list[str] = []
-    monkeypatch.setattr(train_module, "train_step", lambda *a: calls.append("full") or {"gen": 2.0, "seg": 1.0})
+    monkeypatch.setattr(train_module, "train_step", lambda *a, **k: calls.append("full") or {"gen": 2.0, "seg": 1.0})
     monkeypatch.setattr(train_module, "segment_step", lambda *a: calls.append("seg") or {"seg": 3.0})
     cfg.train.seg_updates = 3
     _, _, loader = _one_batch_loader(cfg, 0, n=7, batch_size=1)
     means = run_epoch(model, opts, loader, cfg, "t", False)
     assert calls == ["full", "seg", "seg", "full", "seg", "seg", "full"]
     assert means["gen"] == 2.0 and means["seg"] == pytest.approx((3 * 1.0 + 4 * 3.0) / 7)
+
+
+def test_discriminator_updated_every_nth_full_step_only_and_the_generator_still_learns(monkeypatch):
+    from model import train_step as step_module
+    from model.train import run_epoch
+
+    cfg = tiny_config()
+    model = create_grdnet(cfg)
+    opts = make_optimisers(model, cfg)
+    n = cfg.net.train_size()
+    x = torch.rand(2, 3, n, n)
+    batch = (x, x.clone(), (torch.rand(2, 1, n, n) > 0.9).float(), torch.ones(2, 1, n, n))
+    before = {k: v.detach().clone() for k, v in model.named_parameters()}
+    out = step_module.train_step(model, opts, batch, cfg, update_disc=False)
+    assert "d" not in out and np.isfinite(out["gen"]) and np.isfinite(out["adv"])
+    moved = {k.split(".")[0] for k, v in model.named_parameters() if not torch.equal(v, before[k])}
+    assert moved == {"generator", "unet"}, moved
+    out = step_module.train_step(model, opts, batch, cfg)
+    moved = {k.split(".")[0] for k, v in model.named_parameters() if not torch.equal(v, before[k])}
+    assert "d" in out and "discriminator" in moved
+
+    calls: list[str] = []
+
+    def fake_full(*a, update_disc: bool = True, **k) -> dict:
+        calls.append("full+d" if update_disc else "full")
+        return {"gen": 2.0, "seg": 1.0, **({"d": 0.5} if update_disc else {})}
+
+    monkeypatch.setattr(train_module, "train_step", fake_full)
+    monkeypatch.setattr(train_module, "segment_step", lambda *a, **k: calls.append("seg") or {"seg": 1.0})
+    cfg.train.disc_every, cfg.train.seg_updates = 3, 2
+    _, _, loader = _one_batch_loader(cfg, 0, n=13, batch_size=1)
+    means = run_epoch(model, opts, loader, cfg, "t", False)
+    fulls = [c for c in calls if c != "seg"]
+    assert calls[1::2] == ["seg"] * 6 and fulls == ["full+d", "full", "full", "full+d", "full", "full", "full+d"]
+    assert means["d"] == 0.5 and means["gen"] == 2.0
