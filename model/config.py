@@ -155,6 +155,14 @@ class TrainConfig(_Strict):
         description="no self-validation before this fraction of the budget (the last epoch is always validated)",
     )
     early_stop_patience: int = Field(0, ge=0, description="validations without improvement before stopping (0: off)")
+    keep_tolerance: float = Field(
+        0.0,
+        ge=0,
+        lt=1,
+        description="a later self-validation within this of the best image AUROC seen is kept instead (and counts as "
+        "an improvement for early stopping): differences below the validation's noise prefer the later, lower-lr "
+        "weights (0: the strictly best)",
+    )
     smoothing_kernels: list[int] | None = Field(
         None, description="kernels self-validation chooses inference.smoothing_kernel from (None: keep it)"
     )

@@ -77,6 +77,23 @@ def test_selection_keeps_the_weights_of_the_best_validation():
     assert sel.best["epoch"] == 1, "a collapsed epoch never wins over a sound one"
 
 
+def test_selection_with_a_tolerance_prefers_later_epochs_within_it_of_the_best_seen():
+    model = torch.nn.Linear(2, 1)
+    sel = Selection(tolerance=0.03)
+    kept = []
+    for epoch, auroc in enumerate([0.80, 0.78, 0.76, 0.75, 0.79, 0.70]):
+        sel.offer(model, {"epoch": epoch, "image_auroc": auroc, "pixel_auroc": 0.5, "collapsed": False})
+        kept.append(sel.best["epoch"])
+    # 0.78 is within 0.03 of 0.80; 0.76 is not (the best seen, not the kept one, is the reference: no drift down)
+    assert kept == [0, 1, 1, 1, 4, 4] and sel.since_best == 1
+    sel.offer(model, {"epoch": 6, "image_auroc": 0.99, "pixel_auroc": 0.5, "collapsed": True})
+    assert sel.best["epoch"] == 4, "a collapsed epoch never wins over a sound one"
+    strict = Selection()
+    for epoch, auroc in enumerate([0.80, 0.79]):
+        strict.offer(model, {"epoch": epoch, "image_auroc": auroc, "pixel_auroc": 0.5, "collapsed": False})
+    assert strict.best["epoch"] == 0 and strict.since_best == 1
+
+
 def test_training_records_the_curve_keeps_its_best_epoch_and_stops_early(tiny_data, tmp_path, monkeypatch):
     aurocs = iter([0.9, 0.8, 0.7, 0.95])
     real_validate = train_module.validate

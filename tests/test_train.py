@@ -142,14 +142,55 @@ def test_cosine_schedule_ends_at_its_floor_and_paper_keeps_plateau():
     )
 
 
-def test_budget_fraction_follows_epochs_or_the_clock_whichever_ends_first():
+def test_budget_fraction_follows_the_planned_epochs_never_the_clock():
     b = Budget(epochs=4, steps_per_epoch=10)
     assert b.fraction(0, 0) == 0 and b.fraction(2, 0) == 0.5 and b.fraction(3, 10) == 1.0
-    timed = Budget(epochs=100, steps_per_epoch=10, max_seconds=100.0, reserve_s=20.0)
-    timed.t0 -= 40.0  # 40 s into 80 usable seconds, on the first epoch
-    assert abs(timed.fraction(0, 1) - 0.5) < 0.01
+    b.planned = 2
+    assert b.fraction(1, 5) == 0.75 and b.fraction(2, 0) == 1.0
     assert cosine_factor(0.0, 0.05) == 1.0 and abs(cosine_factor(1.0, 0.05) - 0.05) < 1e-12
     assert abs(cosine_factor(0.5, 0.0) - 0.5) < 1e-12
+
+
+def test_plan_fits_the_time_limit_with_spare_and_is_lowered_only_when_the_machine_slows():
+    b = Budget(epochs=60, steps_per_epoch=10, max_seconds=600.0)
+    none = lambda done, n: 0  # noqa: E731
+    b.replan(1, 15.0, 10.0, 0.0, 0.0, none)
+    assert b.planned is None, "the first epoch pays start-up costs: not planned on"
+    b.replan(2, 30.0, 10.0, 0.0, 0.0, none)
+    assert b.planned == 56 and b.replans == 0  # 30 + 54 x 10.5 <= 600 < 30 + 55 x 10.5
+    b.replan(10, 110.0, 10.4, 0.0, 0.0, none)
+    assert b.planned == 56 and b.replans == 0, "slower within the spare: the plan stands"
+    b.replan(20, 250.0, 12.0, 0.0, 0.0, none)
+    assert b.planned == 49 and b.replans == 1  # 250 + 29 x 12 <= 600
+    every = lambda done, n: n - done  # noqa: E731
+    v = Budget(epochs=60, steps_per_epoch=10, max_seconds=600.0)
+    v.replan(2, 30.0, 10.0, 5.0, 20.0, every)
+    assert v.planned == 36  # 30 + 34 x (10.5 + 5.25) + 20 <= 600
+    capped = Budget(epochs=8, steps_per_epoch=10, max_seconds=600.0)
+    capped.replan(2, 30.0, 10.0, 0.0, 0.0, none)
+    assert capped.planned == 8, "never past train.epochs"
+    late = Budget(epochs=60, steps_per_epoch=10, max_seconds=600.0)
+    late.replan(2, 590.0, 10.0, 0.0, 0.0, none)
+    assert late.planned == 2 and late.total() == 2, "nothing more fits: the epoch just run is the last"
+
+
+def test_a_time_limited_run_stops_at_its_plan_with_the_lr_annealed(tiny_data, tmp_path, monkeypatch):
+    seen = []
+    real_set_lr = train_module.set_lr
+    monkeypatch.setattr(train_module, "set_lr", lambda opts, lr: (seen.append(lr), real_set_lr(opts, lr)))
+
+    def plan_three(self, done, *rest):
+        if done >= 2 and self.planned is None:
+            self.planned = 3
+
+    monkeypatch.setattr(Budget, "replan", plan_three)
+    cfg = tiny_config()
+    cfg.train.lr_schedule, cfg.train.epochs, cfg.train.lr, cfg.train.cosine_floor = "budget", 8, 1e-3, 0.05
+    meta = train(tiny_data, tmp_path / "m.safetensors", cfg, max_minutes=60, seed=0, progress=False)
+    t = meta.training
+    assert t["epochs_run"] == 3 and t["planned_epochs"] == 3 and "3 epochs planned" in t["stop"]
+    assert seen[-1] < 0.15e-3, "annealed over the plan, not over train.epochs"
+    assert meta.validation["curve"][-1]["epoch"] == 3, "the planned last epoch is validated"
 
 
 def test_budget_schedule_anneals_every_step_of_a_real_run(tiny_data, tmp_path, monkeypatch):
