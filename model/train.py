@@ -283,7 +283,7 @@ def train(
             break
         if last and epoch + 1 < tc.epochs:
             planned = f"{budget.total()} epochs planned" + (f", lowered {budget.replans}x" if budget.replans else "")
-            why = "next epoch would end past it" if out_of_time else planned
+            why = planned if epoch + 1 >= budget.total() else "next epoch would end past it"
             stop_reason = f"max-minutes {max_minutes} ({why})"
             break
 
