@@ -25,7 +25,7 @@ class Budget:
     steps_per_epoch: int
     max_seconds: float | None = None
     planned: int | None = None  # epochs the time limit fits, once planned
-    replans: int = 0  # times the plan was lowered because the machine slowed
+    lowered: int = 0  # times the plan was lowered because the machine slowed
 
     def total(self) -> int:
         return self.planned if self.planned is not None else self.epochs
@@ -56,7 +56,7 @@ class Budget:
         spare = PLAN_SPARE if self.planned is None else 1.0
         slack = (done, elapsed_s, epoch_s * spare, val_s * spare, final_s, validations)
         n = next((n for n in range(self.total(), done, -1) if self.fits(n, *slack)), done)
-        self.replans += self.planned is not None
+        self.lowered += self.planned is not None
         self.planned = n
 
 

@@ -154,19 +154,17 @@ class Selection:
     state: dict | None = None
     scores: np.ndarray | None = None  # the best validation's scores: calibration needs no second pass
     since_best: int = 0
-    peak: float = float("-inf")  # the best image AUROC of a sound validation
 
     def offer(self, model: GRDNet, figures: dict, scores: np.ndarray | None = None) -> None:
         self.curve.append(figures)
         best, sound = self.best, not figures["collapsed"]
         if best is None or sound != (not best["collapsed"]):
             take = sound or best is None  # a sound epoch always wins over a collapsed one
-        elif sound and self.tolerance:
-            take = figures["image_auroc"] >= self.peak - self.tolerance
+        elif sound and self.tolerance:  # against the best sound figure seen (this one included), not the kept one
+            peak = max(c["image_auroc"] for c in self.curve if not c["collapsed"])
+            take = figures["image_auroc"] >= peak - self.tolerance
         else:
             take = (figures["image_auroc"], figures["pixel_auroc"]) > (best["image_auroc"], best["pixel_auroc"])
-        if sound:
-            self.peak = max(self.peak, figures["image_auroc"])
         if take:
             self.best, self.since_best, self.scores = figures, 0, scores
             self.state = copy.deepcopy(model.state_dict())
@@ -282,7 +280,7 @@ def train(
             stop_reason = f"early stop: no better self-validation in {tc.early_stop_patience} validations"
             break
         if last and epoch + 1 < tc.epochs:
-            planned = f"{budget.total()} epochs planned" + (f", lowered {budget.replans}x" if budget.replans else "")
+            planned = f"{budget.total()} epochs planned" + (f", lowered {budget.lowered}x" if budget.lowered else "")
             why = planned if epoch + 1 >= budget.total() else "next epoch would end past it"
             stop_reason = f"max-minutes {max_minutes} ({why})"
             break
@@ -329,7 +327,7 @@ def train(
             "channels_last": channels_last,
             "ema_decay": tc.ema_decay,
             "planned_epochs": budget.planned,
-            "plan_lowered": budget.replans,
+            "plan_lowered": budget.lowered,
             "s_per_step": round(sum(h["seconds"] for h in history) / max(1, len(history) * len(loader)), 3),
             "validations": len(selection.curve),
             "validation_seconds": round(sum(c["seconds"] for c in selection.curve), 1),

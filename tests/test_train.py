@@ -157,11 +157,11 @@ def test_plan_fits_the_time_limit_with_spare_and_is_lowered_only_when_the_machin
     b.replan(1, 15.0, 10.0, 0.0, 0.0, none)
     assert b.planned is None, "the first epoch pays start-up costs: not planned on"
     b.replan(2, 30.0, 10.0, 0.0, 0.0, none)
-    assert b.planned == 56 and b.replans == 0  # 30 + 54 x 10.5 <= 600 < 30 + 55 x 10.5
+    assert b.planned == 56 and b.lowered == 0  # 30 + 54 x 10.5 <= 600 < 30 + 55 x 10.5
     b.replan(10, 110.0, 10.4, 0.0, 0.0, none)
-    assert b.planned == 56 and b.replans == 0, "slower within the spare: the plan stands"
+    assert b.planned == 56 and b.lowered == 0, "slower within the spare: the plan stands"
     b.replan(20, 250.0, 12.0, 0.0, 0.0, none)
-    assert b.planned == 49 and b.replans == 1  # 250 + 29 x 12 <= 600
+    assert b.planned == 49 and b.lowered == 1  # 250 + 29 x 12 <= 600
     every = lambda done, n: n - done  # noqa: E731
     v = Budget(epochs=60, steps_per_epoch=10, max_seconds=600.0)
     v.replan(2, 30.0, 10.0, 5.0, 20.0, every)
@@ -276,7 +276,7 @@ def test_the_weight_average_follows_every_step_and_is_what_a_run_keeps(tiny_data
     raw = []
     for _ in range(2):  # one batch an epoch: one step, one update of the average
         run_epoch(model, opts, loader, cfg, "t", False, average=average)
-        raw.append({k: v.detach().clone() for k, v in model.named_parameters()})
+        raw.append(_weights(model))
     for name, value in average.module.named_parameters():  # first update copies, then ema = d * ema + (1 - d) * w
         assert torch.allclose(value, decay * raw[0][name] + (1 - decay) * raw[1][name], atol=1e-6), name
     cfg = tiny_config()
@@ -285,20 +285,34 @@ def test_the_weight_average_follows_every_step_and_is_what_a_run_keeps(tiny_data
     assert meta.training["ema_decay"] == 0.9 and meta.validation["kept"]["epoch"] >= 1
 
 
+def _step_setup():
+    """The tiny config, its model and optimisers, and one random batch of two training patches with sparse marks."""
+    cfg = tiny_config()
+    model = create_grdnet(cfg)
+    n = cfg.net.train_size()
+    x = torch.rand(2, 3, n, n)
+    batch = (x, x.clone(), (torch.rand(2, 1, n, n) > 0.9).float(), torch.ones(2, 1, n, n))
+    return cfg, model, make_optimisers(model, cfg), batch
+
+
+def _weights(model) -> dict:
+    return {k: v.detach().clone() for k, v in model.named_parameters()}
+
+
+def _moved_nets(model, before: dict) -> set[str]:
+    """The sub-networks (generator, discriminator, unet) with any parameter changed since ``before``."""
+    return {k.split(".")[0] for k, v in model.named_parameters() if not torch.equal(v, before[k])}
+
+
 def test_extra_unet_updates_move_only_the_unet_and_the_epoch_alternates_them(monkeypatch):
     from model import train_step as step_module
     from model.train import run_epoch
 
-    cfg = tiny_config()
-    model = create_grdnet(cfg)
-    opts = make_optimisers(model, cfg)
-    x = torch.rand(2, 3, 64, 64)
-    batch = (x, x.clone(), (torch.rand(2, 1, 64, 64) > 0.9).float(), torch.ones(2, 1, 64, 64))
-    before = {k: v.detach().clone() for k, v in model.named_parameters()}
+    cfg, model, opts, batch = _step_setup()
+    before = _weights(model)
     out = step_module.segment_step(model, opts, batch, cfg)
     assert set(out) == {"seg"} and np.isfinite(out["seg"])
-    moved = {k.split(".")[0] for k, v in model.named_parameters() if not torch.equal(v, before[k])}
-    assert moved == {"unet"}, moved
+    assert _moved_nets(model, before) == {"unet"}
 
     calls: list[str] = []
     monkeypatch.setattr(train_module, "train_step", lambda *a, **k: calls.append("full") or {"gen": 2.0, "seg": 1.0})
@@ -314,20 +328,13 @@ def test_discriminator_updated_every_nth_full_step_only_and_the_generator_still_
     from model import train_step as step_module
     from model.train import run_epoch
 
-    cfg = tiny_config()
-    model = create_grdnet(cfg)
-    opts = make_optimisers(model, cfg)
-    n = cfg.net.train_size()
-    x = torch.rand(2, 3, n, n)
-    batch = (x, x.clone(), (torch.rand(2, 1, n, n) > 0.9).float(), torch.ones(2, 1, n, n))
-    before = {k: v.detach().clone() for k, v in model.named_parameters()}
+    cfg, model, opts, batch = _step_setup()
+    before = _weights(model)
     out = step_module.train_step(model, opts, batch, cfg, update_disc=False)
     assert "d" not in out and np.isfinite(out["gen"]) and np.isfinite(out["adv"])
-    moved = {k.split(".")[0] for k, v in model.named_parameters() if not torch.equal(v, before[k])}
-    assert moved == {"generator", "unet"}, moved
+    assert _moved_nets(model, before) == {"generator", "unet"}
     out = step_module.train_step(model, opts, batch, cfg)
-    moved = {k.split(".")[0] for k, v in model.named_parameters() if not torch.equal(v, before[k])}
-    assert "d" in out and "discriminator" in moved
+    assert "d" in out and "discriminator" in _moved_nets(model, before)
 
     calls: list[str] = []
 
