@@ -231,7 +231,7 @@ def cmd_demo(a: argparse.Namespace) -> int:
 @command("run")
 def cmd_run(a: argparse.Namespace) -> int:
     from pipeline.config import load_line_config
-    from pipeline.processes import setup_logging
+    from pipeline.process_setup import setup_logging
     from pipeline.supervisor import Supervisor
 
     setup_logging("supervisor")
@@ -267,7 +267,7 @@ def cmd_chaos(a: argparse.Namespace) -> int:
     import json
 
     from pipeline.chaos import chaos_on_local_redis
-    from pipeline.processes import setup_logging
+    from pipeline.process_setup import setup_logging
 
     setup_logging("chaos")
     report = chaos_on_local_redis(a.checkpoint, a.fps, a.seconds)
@@ -280,7 +280,7 @@ def cmd_chaos(a: argparse.Namespace) -> int:
 
 @command("unit-bench")
 def cmd_unit_bench(a: argparse.Namespace) -> int:
-    from pipeline.processes import setup_logging
+    from pipeline.process_setup import setup_logging
     from pipeline.unit_bench import run_unit_bench, write_unit_bench
 
     setup_logging("unit-bench")

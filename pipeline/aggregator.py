@@ -60,7 +60,7 @@ def follow(client: redis.Redis, stream: str, position: str, agg: UnitAggregator,
 
 
 def aggregator_main(cfg_json: str, clock=None, ready=None) -> None:
-    from pipeline.processes import StopFlag, setup_logging, wait_for_tick0
+    from pipeline.process_setup import StopFlag, setup_logging, wait_for_tick0
     from pipeline.redis_conn import connect
 
     cfg = LineConfig.model_validate_json(cfg_json)

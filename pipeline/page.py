@@ -176,7 +176,7 @@ def page_main(cfg_json: str) -> None:
     """The page process: exits 0 (not restarted) when its port is taken; the line runs on without it."""
     import uvicorn
 
-    from pipeline.processes import setup_logging
+    from pipeline.process_setup import setup_logging
 
     cfg = LineConfig.model_validate_json(cfg_json)
     setup_logging("page")

@@ -196,7 +196,7 @@ class Reconciler:
 def reconciler_main(cfg_json: str) -> None:
     """Process entry: follow the ledger until SIGTERM, then sweep (the supervisor stops it after the workers)."""
     from model.checkpoint import read_meta
-    from pipeline.processes import StopFlag, setup_logging, start_metrics
+    from pipeline.process_setup import StopFlag, setup_logging, start_metrics
     from pipeline.redis_conn import connect
 
     cfg = LineConfig.model_validate_json(cfg_json)

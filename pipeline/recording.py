@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pipeline.camera_process import camera_source, stamp_header
 from pipeline.config import (
     CameraConfig,
     GenICamSource,
@@ -15,7 +16,6 @@ from pipeline.config import (
     WorkerConfig,
 )
 from pipeline.demo import local_endpoint, page_config, report_run, run_line_until, split_frames
-from pipeline.processes import camera_source, stamp_header
 from pipeline.recorder import Recorder
 
 

@@ -13,10 +13,12 @@ import time
 from dataclasses import dataclass, field
 
 from pipeline.aggregator import aggregator_main
+from pipeline.camera_process import camera_main
 from pipeline.config import LineConfig
 from pipeline.page import page_main, page_url
-from pipeline.processes import camera_main, worker_main
+from pipeline.process_setup import StopFlag
 from pipeline.reconciler import reconciler_main
+from pipeline.worker_process import worker_main
 
 log = logging.getLogger("grdnet.supervisor")
 
@@ -235,18 +237,12 @@ class Supervisor:
 
     def run_forever(self) -> int:
         """``run_line.py run``: supervise until SIGINT/SIGTERM (or every camera finished), then drain."""
-        stop = {"now": False}
-
-        def handle(signum, frame) -> None:
-            stop["now"] = True
-
-        signal.signal(signal.SIGTERM, handle)
-        signal.signal(signal.SIGINT, handle)
+        stop = StopFlag()
         self.start()
         log.info("line running: %d camera(s), %d worker(s)", len(self.cameras), len(self.workers))
         if self.page:
             log.info("line page: %s", self.page_address())
-        while not stop["now"] and not (self.cameras_finished() and self.cameras):
+        while not stop.set and not (self.cameras_finished() and self.cameras):
             self.poll()
             time.sleep(0.2)
         log.info("stopping: draining cameras and workers")

@@ -13,8 +13,8 @@ import zmq
 
 from pipeline.config import CameraConfig, LineConfig, MetricsConfig, PageConfig, RedisConfig, WorkerConfig
 from pipeline.metrics import WorkerMetrics
-from pipeline.processes import worker_main
 from pipeline.wire import FrameHeader, encode
+from pipeline.worker_process import worker_main
 
 EPOCH = 42
 # Malformed messages claim an identity no valid frame of this test uses: a verdict is written once per
