@@ -255,9 +255,9 @@ def test_a_bf16_step_gives_the_float32_step_losses_to_within_bf16_rounding():
 def test_precision_auto_follows_the_cpu_and_unknown_values_are_refused(monkeypatch):
     from model import train_speed
 
-    monkeypatch.setattr(train_speed, "cpu_has_amx_bf16", lambda: False)
+    monkeypatch.setattr(train_speed, "cpu_has_native_bf16", lambda: False)
     assert resolve_precision("auto") == "fp32"
-    monkeypatch.setattr(train_speed, "cpu_has_amx_bf16", lambda: True)
+    monkeypatch.setattr(train_speed, "cpu_has_native_bf16", lambda: True)
     assert resolve_precision("auto") == "bf16" and resolve_precision("fp32") == "fp32"
     with pytest.raises(ValueError, match="train.precision"):
         resolve_precision("fp16")
