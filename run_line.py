@@ -11,7 +11,10 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from engines.select import KINDS  # light: no runtime is imported until an engine is opened
+from model.errors import GrdnetError, InputError
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
 
@@ -305,11 +308,11 @@ def cmd_unit(a: argparse.Namespace) -> int:
 
     cfg = load_line_config(Path(a.config))
     if cfg.carousel is None:
-        raise ValueError(f"{a.config}: no carousel section: the line decides frames, not units")
+        raise InputError(f"{a.config}: no carousel section: the line decides frames, not units")
     try:
         t = trace_unit(connect(cfg.redis), cfg.redis.stream, cfg.carousel.stream, a.id, a.run)
     except redis.ConnectionError as exc:
-        raise ValueError(f"Redis unavailable: {exc}") from None
+        raise InputError(f"Redis unavailable: {exc}") from None
     print(json.dumps(t, indent=1))
     return 0
 
@@ -537,8 +540,12 @@ def main(argv: list[str] | None = None) -> int:
     name = args.command
     try:
         return COMMANDS[name](args)
-    except (ValueError, OSError, KeyError, RuntimeError) as exc:  # DatasetError, CheckpointError, EngineError
+    except (GrdnetError, OSError) as exc:  # bad input or a machine that lacks something; the rest is a bug
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except ValidationError as exc:  # a config the command built from its flags
+        err = exc.errors()[0]
+        print(f"error: {'.'.join(str(p) for p in err['loc'])}: {err['msg']}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -6,6 +6,8 @@ from abc import ABC, abstractmethod
 
 import numpy as np
 
+from model.errors import GrdnetError, InputError
+
 
 def has_fast_half(capability_major: int) -> bool:
     """Half precision pays on GPUs of compute capability 7.0 and later (tensor cores); the one rule the torch
@@ -36,7 +38,7 @@ def copy_unless_staged(staged: np.ndarray, arr: np.ndarray) -> None:
         staged[...] = arr
 
 
-class EngineError(RuntimeError):
+class EngineError(GrdnetError, RuntimeError):
     """An engine that cannot be loaded or run on this machine; the message says what to do."""
 
 
@@ -52,25 +54,25 @@ class Engine(ABC):
 
     def check_batch(self, b: int) -> None:
         if not 1 <= b <= self.max_batch:
-            raise ValueError(f"frames: expected batch 1..{self.max_batch}, got {b}")
+            raise InputError(f"frames: expected batch 1..{self.max_batch}, got {b}")
 
     def validate(self, frames: np.ndarray, roi: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
         """Check shapes/dtypes (ValueError naming expected and got); default the ROI to all-inspect."""
         s, c = self.image_size, self.channels
         if not isinstance(frames, np.ndarray):
-            raise ValueError(f"frames: expected numpy uint8 [B, {s}, {s}, {c}], got {type(frames).__name__}")
+            raise InputError(f"frames: expected numpy uint8 [B, {s}, {s}, {c}], got {type(frames).__name__}")
         if frames.dtype != np.uint8:
-            raise ValueError(f"frames: expected dtype uint8, got {frames.dtype}")
+            raise InputError(f"frames: expected dtype uint8, got {frames.dtype}")
         if frames.ndim != 4 or frames.shape[1:3] != (s, s):
-            raise ValueError(f"frames: expected shape [B, {s}, {s}, {c}], got {list(frames.shape)}")
+            raise InputError(f"frames: expected shape [B, {s}, {s}, {c}], got {list(frames.shape)}")
         if frames.shape[3] != c:
-            raise ValueError(f"frames: expected {c} channels, got {frames.shape[3]}")
+            raise InputError(f"frames: expected {c} channels, got {frames.shape[3]}")
         b = frames.shape[0]
         self.check_batch(b)
         if roi is None:
             roi = np.full((b, s, s), 255, np.uint8)
         elif roi.dtype != np.uint8 or roi.shape != (b, s, s):
-            raise ValueError(f"roi: expected uint8 [{b}, {s}, {s}], got {roi.dtype} {list(roi.shape)}")
+            raise InputError(f"roi: expected uint8 [{b}, {s}, {s}], got {roi.dtype} {list(roi.shape)}")
         return np.ascontiguousarray(frames), np.ascontiguousarray(roi)
 
     def infer(

@@ -13,6 +13,7 @@ import time
 import numpy as np
 
 from engines.base import Engine
+from model.errors import GrdnetError
 
 
 def blank_batch(engine: Engine, b: int) -> tuple[np.ndarray, np.ndarray]:
@@ -46,7 +47,7 @@ def warm_up(engine: Engine, max_batch: int) -> float:
     return time.perf_counter() - t0
 
 
-class CapacityError(RuntimeError):
+class CapacityError(GrdnetError, RuntimeError):
     """The configured carousel needs more frames a second than the workers measured."""
 
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from engines.base import EngineError
+
 
 def _cudart():
     try:
@@ -22,7 +24,7 @@ def _check(result):
     if int(err) != 0:
         cudart = _cudart()
         _, name = cudart.cudaGetErrorName(err)
-        raise RuntimeError(f"CUDA error {name.decode() if isinstance(name, bytes) else name}")
+        raise EngineError(f"CUDA error {name.decode() if isinstance(name, bytes) else name}")
     return values[0] if len(values) == 1 else tuple(values)
 
 

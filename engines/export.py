@@ -16,6 +16,7 @@ import torch
 from engines.graph import INPUT_NAMES, OUTPUT_NAMES, InferenceGraph
 from engines.sidecar import OnnxMeta, sha256_file, sidecar_path, write_atomically
 from model.checkpoint import load_checkpoint
+from model.errors import InputError
 from model.vials import render_vial_frame
 
 PARITY_LIMIT = 1e-3
@@ -144,7 +145,7 @@ def export_onnx(checkpoint: Path, out: Path, max_batch: int = 16, fp16: bool = F
             half_scores = ort_run(frames)[0]
             log(f"FP16 graph vs FP32 PyTorch: max |delta score| {np.abs(ref_scores - half_scores).max():.2e} (info)")
         if not worst.passes():
-            raise ValueError(f"{out}: not written: ONNX Runtime differs from PyTorch by more than {PARITY_LIMIT}")
+            raise InputError(f"{out}: not written: ONNX Runtime differs from PyTorch by more than {PARITY_LIMIT}")
         os.replace(tmp, out)
     finally:
         tmp.unlink(missing_ok=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from model.errors import InputError
 from model.grdnet import GRDNet, smooth_and_score
 
 INPUT_NAMES = ("frames", "roi")
@@ -24,7 +25,7 @@ class InferenceGraph(nn.Module):
     def __init__(self, model: GRDNet, precision: str = "fp32") -> None:
         super().__init__()
         if precision not in ("fp32", "fp16"):
-            raise ValueError(f"precision: expected fp32 or fp16, got {precision!r}")
+            raise InputError(f"precision: expected fp32 or fp16, got {precision!r}")
         self.dtype = torch.float16 if precision == "fp16" else torch.float32
         self.model = model.eval().to(self.dtype)
         self.kernel = model.cfg.inference.smoothing_kernel

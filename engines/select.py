@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 
 from engines.base import Engine, EngineError
+from model.errors import InputError
 
 KINDS = ("auto", "tensorrt", "torch-cuda", "onnxruntime", "openvino", "onnxruntime-int8", "openvino-int8", "torch")
 DEFAULT_CACHE = Path(os.environ.get("GRDNET_CACHE", Path.home() / ".cache" / "grdnet-line"))
@@ -25,7 +26,7 @@ def tensorrt_installed() -> bool:
 def choose_kind(requested: str, gpu: bool, tensorrt: bool) -> str:
     """Pure: which engine ``requested`` means on a machine with/without a GPU and TensorRT."""
     if requested not in KINDS:
-        raise ValueError(f"engine: expected one of {', '.join(KINDS)}, got {requested!r}")
+        raise InputError(f"engine: expected one of {', '.join(KINDS)}, got {requested!r}")
     if requested == "auto":
         return ("tensorrt" if tensorrt else "torch-cuda") if gpu else "onnxruntime"
     if requested == "tensorrt" and not (gpu and tensorrt):

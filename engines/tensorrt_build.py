@@ -12,6 +12,7 @@ from pathlib import Path
 
 from engines.base import EngineError
 from engines.sidecar import PlanMeta, read_onnx_sidecar, sha256_file, sidecar_path, write_atomically
+from model.errors import InputError
 
 WORKSPACE_BYTES = 4 << 30
 
@@ -39,10 +40,10 @@ def profile_shapes(
 ) -> dict[str, dict[str, tuple[int, ...]]]:
     """min 1, opt = the typical batch (half of max, at least 1, at most 8 unless max is smaller), max B."""
     if max_batch < 1:
-        raise ValueError(f"max batch: expected >= 1, got {max_batch}")
+        raise InputError(f"max batch: expected >= 1, got {max_batch}")
     opt = opt_batch or max(1, min(8, max_batch // 2 or 1))
     if not 1 <= opt <= max_batch:
-        raise ValueError(f"opt batch {opt} outside 1..{max_batch}")
+        raise InputError(f"opt batch {opt} outside 1..{max_batch}")
     out = {}
     for name, tail in (("frames", (size, size, channels)), ("roi", (size, size))):
         out[name] = {"min": (1, *tail), "opt": (opt, *tail), "max": (max_batch, *tail)}

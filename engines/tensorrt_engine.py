@@ -153,7 +153,7 @@ class TensorRTEngine(Engine):
 
     def _execute(self) -> None:
         if not self.context.execute_async_v3(self.compute.handle):
-            raise RuntimeError("TensorRT execute_async_v3 failed")
+            raise EngineError("TensorRT execute_async_v3 failed")
 
     def _capture_graphs(self) -> None:
         """One CUDA graph per buffer set and padded batch size (powers of two and max): a batch then costs one

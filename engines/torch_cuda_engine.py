@@ -23,6 +23,7 @@ from engines.base import Engine, EngineError, captured_sizes, copy_unless_staged
 from engines.export import PARITY_LIMIT, Parity, parity_frames
 from engines.graph import InferenceGraph
 from model.checkpoint import load_checkpoint
+from model.errors import InputError
 
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
@@ -54,7 +55,7 @@ class TorchCudaEngine(Engine):
         self.graph = InferenceGraph(model).to(self.device).to(memory_format=torch.channels_last).eval()
         wanted = fast_half(self.device) if precision == "auto" else precision
         if wanted not in PRECISIONS:
-            raise ValueError(f"precision: expected auto, {', '.join(PRECISIONS)}, got {precision!r}")
+            raise InputError(f"precision: expected auto, {', '.join(PRECISIONS)}, got {precision!r}")
         self.dtype = torch.float32
         self.parity: dict = {"precision": "fp32"}
         if wanted != "fp32":

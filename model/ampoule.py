@@ -14,6 +14,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from model.errors import InputError
 from model.marks import (
     Placement,
     ProductFrame,
@@ -62,7 +63,7 @@ def render_ampoule_frame(
 ) -> ProductFrame:
     """One backlit ampoule; ``defect`` in DEFECTS drawn ``inside`` the body or ``outside`` it (belt, bulb)."""
     if defect is not None and defect not in DEFECTS:
-        raise ValueError(f"unknown defect {defect!r}; one of {DEFECTS}")
+        raise InputError(f"unknown defect {defect!r}; one of {DEFECTS}")
     s, k = size, size / 256
     yy, xx = np.mgrid[0:s, 0:s].astype(np.float32)
     back = rng.uniform(195, 228) * (1 - 0.10 * (yy / s)) + smooth_field(rng, s, 5, 4.0)

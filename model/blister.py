@@ -13,6 +13,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from model.errors import InputError
 from model.marks import (
     Placement,
     ProductFrame,
@@ -51,7 +52,7 @@ def render_blister_frame(
 ) -> ProductFrame:
     """One blister pack; ``defect`` in DEFECTS drawn ``inside`` a tablet or ``outside`` on the foil."""
     if defect is not None and defect not in DEFECTS:
-        raise ValueError(f"unknown defect {defect!r}; one of {DEFECTS}")
+        raise InputError(f"unknown defect {defect!r}; one of {DEFECTS}")
     s, k = size, size / 256
     img = _foil(s, rng).astype(np.float32)
     roi = np.zeros((s, s), np.uint8)

@@ -8,6 +8,7 @@ import numpy as np
 
 from model.checkpoint import Calibration
 from model.config import TrainConfig
+from model.errors import InputError
 from model.grdnet import GRDNet
 from model.inference import calibrate_threshold, score_images
 from model.validation import ValidationSet, validate
@@ -16,7 +17,7 @@ from model.validation import ValidationSet, validate
 def checked_threshold(threshold: float) -> float:
     """The threshold, or an error before anything is written: a non-finite one means the scores diverged."""
     if not math.isfinite(threshold):
-        raise ValueError("calibrated threshold is not finite: the model's scores diverged")
+        raise InputError("calibrated threshold is not finite: the model's scores diverged")
     return threshold
 
 

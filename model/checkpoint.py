@@ -18,6 +18,7 @@ from safetensors.torch import load_file, save_file
 
 from model.baseline import ClassicBaseline
 from model.config import GRDNetConfig
+from model.errors import GrdnetError
 from model.grdnet import GRDNet, create_grdnet
 from model.roi_prior import decode_mask
 
@@ -64,7 +65,7 @@ class CheckpointMeta(BaseModel):
         return None if self.roi_prior_png is None else decode_mask(self.roi_prior_png)
 
 
-class CheckpointError(ValueError):
+class CheckpointError(GrdnetError, ValueError):
     """A checkpoint that cannot be used; the message names the file."""
 
 

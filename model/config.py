@@ -12,6 +12,8 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from model.errors import InputError
+
 PRESET_DIR = Path(__file__).resolve().parents[1] / "config" / "models"
 
 
@@ -216,17 +218,17 @@ def load_config_file(path: Path) -> GRDNetConfig:
     try:
         raw = yaml.safe_load(path.read_text()) or {}
     except (OSError, yaml.YAMLError) as exc:
-        raise ValueError(f"{path}: cannot read model config: {exc}") from exc
+        raise InputError(f"{path}: cannot read model config: {exc}") from exc
     try:
         return GRDNetConfig.model_validate(raw)
     except ValidationError as exc:
         err = exc.errors()[0]
         key = ".".join(str(p) for p in err["loc"])
-        raise ValueError(f"{path}: {key}: {err['msg']}") from exc
+        raise InputError(f"{path}: {key}: {err['msg']}") from exc
 
 
 def load_preset(name: str) -> GRDNetConfig:
     path = PRESET_DIR / f"{name}.yaml"
     if not path.is_file():
-        raise ValueError(f"unknown preset {name!r}; available: {', '.join(available_presets())}")
+        raise InputError(f"unknown preset {name!r}; available: {', '.join(available_presets())}")
     return load_config_file(path)

@@ -14,12 +14,13 @@ import torch
 from torch.utils.data import Dataset
 
 from model.config import AugmentConfig, SynthesisConfig
+from model.errors import GrdnetError
 from model.synthesis import load_textures, synthesize
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
 
 
-class DatasetError(ValueError):
+class DatasetError(GrdnetError, ValueError):
     """A dataset problem; the message names the file or folder."""
 
 

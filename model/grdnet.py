@@ -8,6 +8,7 @@ from torch import nn
 
 from model.config import GRDNetConfig
 from model.discriminator import Discriminator
+from model.errors import InputError
 from model.generator import Generator
 from model.unet import UNet
 
@@ -54,15 +55,15 @@ def create_grdnet(cfg: GRDNetConfig) -> GRDNet:
     net = cfg.net
     if net.patch_size is not None:
         if net.patch_size > net.image_size:
-            raise ValueError(f"net.patch_size {net.patch_size} is larger than net.image_size {net.image_size}")
+            raise InputError(f"net.patch_size {net.patch_size} is larger than net.image_size {net.image_size}")
         if net.bottleneck == "drae" and net.patch_size != net.image_size:
-            raise ValueError(
+            raise InputError(
                 "net.patch_size: the dense (drae) bottleneck is not fully convolutional; train whole frames"
             )
         if net.patch_size % 2**net.stages or net.patch_size % 2 ** len(net.unet_widths):
-            raise ValueError(f"net.patch_size {net.patch_size} must be divisible by 2^stages and 2^unet levels")
+            raise InputError(f"net.patch_size {net.patch_size} must be divisible by 2^stages and 2^unet levels")
     if net.image_size % 2**net.stages:
-        raise ValueError(f"net.image_size {net.image_size} must be divisible by 2^stages = {2**net.stages}")
+        raise InputError(f"net.image_size {net.image_size} must be divisible by 2^stages = {2**net.stages}")
     if net.image_size % 2 ** len(net.unet_widths):
-        raise ValueError(f"net.image_size {net.image_size} must be divisible by 2^{len(net.unet_widths)}")
+        raise InputError(f"net.image_size {net.image_size} must be divisible by 2^{len(net.unet_widths)}")
     return GRDNet(cfg)

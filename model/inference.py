@@ -6,6 +6,7 @@ import numpy as np
 import torch
 
 from model.dataset import to_tensor
+from model.errors import InputError
 from model.grdnet import GRDNet, smooth_and_score
 
 
@@ -40,7 +41,7 @@ def calibrate_threshold(
     margin never passes more validation defects than allowed. Returns the threshold and the figures behind it.
     """
     if len(good_scores) == 0:
-        raise ValueError("threshold calibration needs at least one held-out good image")
+        raise InputError("threshold calibration needs at least one held-out good image")
     q = float(np.quantile(good_scores, quantile))
     median = float(np.median(good_scores))
     t = q + margin * max(q - median, 0.0)

@@ -16,6 +16,7 @@ from model.ampoule import DEFECTS as AMPOULE_DEFECTS
 from model.ampoule import render_ampoule_frame
 from model.blister import DEFECTS as BLISTER_DEFECTS
 from model.blister import render_blister_frame
+from model.errors import InputError
 from model.marks import Placement, ProductFrame
 from model.vials import DEFECTS as VIAL_DEFECTS
 from model.vials import render_vial_frame
@@ -40,5 +41,5 @@ PRODUCTS = {
 
 def get_product(name: str) -> Product:
     if name not in PRODUCTS:
-        raise ValueError(f"unknown product {name!r}; one of {', '.join(PRODUCTS)}")
+        raise InputError(f"unknown product {name!r}; one of {', '.join(PRODUCTS)}")
     return PRODUCTS[name]

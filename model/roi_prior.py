@@ -14,6 +14,8 @@ import base64
 import cv2
 import numpy as np
 
+from model.errors import InputError
+
 AGREEMENT = 0.5  # a pixel belongs to the prior when at least this share of training ROIs holds it
 
 
@@ -39,5 +41,5 @@ def decode_mask(png_b64: str) -> np.ndarray:
     """The inverse of ``encode_mask``: bool ``[S, S]``."""
     img = cv2.imdecode(np.frombuffer(base64.b64decode(png_b64), np.uint8), cv2.IMREAD_GRAYSCALE)
     if img is None:
-        raise ValueError("the checkpoint's ROI prior is not a readable PNG")
+        raise InputError("the checkpoint's ROI prior is not a readable PNG")
     return img > 127

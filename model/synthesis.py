@@ -11,6 +11,7 @@ import cv2
 import numpy as np
 
 from model.config import SynthesisConfig
+from model.errors import InputError
 
 
 def perlin_noise(shape: tuple[int, int], res: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
@@ -90,7 +91,7 @@ def load_textures(texture_dir: str | None, size: int) -> list[np.ndarray]:
         return []
     folder = Path(texture_dir)
     if not folder.is_dir():
-        raise ValueError(f"{folder}: texture folder not found")
+        raise InputError(f"{folder}: texture folder not found")
     out = []
     for path in sorted(folder.rglob("*")):
         if path.suffix.lower() in {".png", ".jpg", ".jpeg", ".bmp"}:
@@ -98,7 +99,7 @@ def load_textures(texture_dir: str | None, size: int) -> list[np.ndarray]:
             if img is not None:
                 out.append(cv2.resize(img[..., ::-1], (size, size)).astype(np.float32) / 255)
     if not out:
-        raise ValueError(f"{folder}: no readable texture images")
+        raise InputError(f"{folder}: no readable texture images")
     return out
 
 

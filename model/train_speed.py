@@ -19,6 +19,8 @@ from typing import Literal
 
 import torch
 
+from model.errors import InputError
+
 Precision = Literal["fp32", "bf16"]
 
 
@@ -33,7 +35,7 @@ def resolve_precision(setting: str) -> Precision:
     if setting == "auto":
         return "bf16" if cpu_has_native_bf16() else "fp32"
     if setting not in ("fp32", "bf16"):
-        raise ValueError(f"train.precision: expected auto, fp32 or bf16, got {setting!r}")
+        raise InputError(f"train.precision: expected auto, fp32 or bf16, got {setting!r}")
     return setting  # type: ignore[return-value]
 
 

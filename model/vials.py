@@ -11,6 +11,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from model.errors import InputError
 from model.marks import Placement, ProductFrame, pick_point, smooth_field
 
 DEFECTS = ("dark_spot", "fibre", "scratch")
@@ -77,7 +78,7 @@ def render_vial_frame(
 ) -> VialFrame:
     """One crop of a BFS strip; ``defect`` in DEFECTS drawn ``inside`` a vial body or ``outside`` on the web."""
     if defect is not None and defect not in DEFECTS:
-        raise ValueError(f"unknown defect {defect!r}; one of {DEFECTS}")
+        raise InputError(f"unknown defect {defect!r}; one of {DEFECTS}")
     s = size
     yy, xx = np.mgrid[0:s, 0:s].astype(np.float32)
     gain = rng.uniform(0.85, 1.15)

@@ -11,6 +11,7 @@ from collections import Counter
 
 import redis
 
+from model.errors import InputError
 from pipeline.line_keys import LineKeys
 
 Identity = tuple[str, int, int]  # camera, epoch, frame_id
@@ -143,7 +144,7 @@ def trace_unit(client: redis.Redis, verdict_stream: str, units_stream: str, unit
         d for d in _entries(client, units_stream) if d["unit"] == str(unit) and (run is None or d["run"] == str(run))
     ]
     if not decisions:
-        raise ValueError(f"{units_stream}: no decision for unit {unit}" + (f" in run {run}" if run else ""))
+        raise InputError(f"{units_stream}: no decision for unit {unit}" + (f" in run {run}" if run else ""))
     d = decisions[-1]
     stations = json.loads(d["stations"])
     # the station frames were written around the unit's ejector time: search a window of the stream, not all of it

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import shutil
 
+from model.errors import SetupError
+
 
 def headless_chromium(width: int = 1300, height: int = 900):
     """A Selenium Chrome driver on the system's chromium; a clear error when either is missing."""
@@ -12,10 +14,10 @@ def headless_chromium(width: int = 1300, height: int = 900):
         from selenium import webdriver
         from selenium.webdriver.chrome.service import Service
     except ImportError as exc:
-        raise RuntimeError("selenium is not installed: pip install -e '.[dev]'") from exc
+        raise SetupError("selenium is not installed: pip install -e '.[dev]'") from exc
     chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
     if not (chromium and driver):
-        raise RuntimeError("chromium and chromedriver are needed: apt-get install chromium chromium-driver")
+        raise SetupError("chromium and chromedriver are needed: apt-get install chromium chromium-driver")
     opts = webdriver.ChromeOptions()
     opts.binary_location = chromium
     for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"):

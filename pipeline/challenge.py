@@ -19,6 +19,7 @@ import redis
 
 from model.checkpoint import read_meta
 from model.dataset import index_split
+from model.errors import InputError
 from pipeline.config import LineConfig, MetricsConfig, PageConfig, ReplaySource
 
 RECORD = "latest.json"
@@ -28,9 +29,9 @@ def challenge_recording(set_dir: Path, camera: str, out: Path) -> list[dict]:
     """The set's ``test/`` images (docs/design.md 3.2 layout) as a recorded stream of ``camera`` in ``out``."""
     samples = index_split(set_dir, "test", use_roi=False)
     if not any(s.label != "good" for s in samples):
-        raise ValueError(f"{set_dir}: a challenge set needs defective units (test/<defect>/), it has only good ones")
+        raise InputError(f"{set_dir}: a challenge set needs defective units (test/<defect>/), it has only good ones")
     if not any(s.label == "good" for s in samples):
-        raise ValueError(f"{set_dir}: a challenge set needs good units (test/good/), it has only defective ones")
+        raise InputError(f"{set_dir}: a challenge set needs good units (test/good/), it has only defective ones")
     (out / "frames" / camera).mkdir(parents=True, exist_ok=True)
     units = []
     with open(out / "stream.jsonl", "w") as index:
@@ -49,7 +50,7 @@ def run_challenge(cfg: LineConfig, set_dir: Path, camera: str | None = None, max
 
     cam = next((c for c in cfg.cameras if c.name == camera), None) if camera else cfg.cameras[0]
     if cam is None:
-        raise ValueError(f"--camera {camera}: not a camera of the line ({', '.join(c.name for c in cfg.cameras)})")
+        raise InputError(f"--camera {camera}: not a camera of the line ({', '.join(c.name for c in cfg.cameras)})")
     max_frr = cfg.challenge.max_frr if max_frr is None else max_frr
     rec = Path(tempfile.mkdtemp(prefix="grdnet-challenge-"))
     units = challenge_recording(Path(set_dir), cam.name, rec)
@@ -121,24 +122,24 @@ def require_challenge(cfg: LineConfig) -> dict:
     otherwise ValueError with one line that says what to do."""
     path = Path(cfg.challenge.records_dir) / RECORD
     if not path.is_file():
-        raise ValueError(f"{path}: no challenge record; run `run_line.py challenge --set DIR` before production")
+        raise InputError(f"{path}: no challenge record; run `run_line.py challenge --set DIR` before production")
     try:
         record = json.loads(path.read_text())
         when = datetime.datetime.fromisoformat(record["time"])
         model, passed, thr, cam = record["model"], record["passed"], record["threshold"], record["camera"]
     except (ValueError, KeyError, TypeError) as exc:
-        raise ValueError(f"{path}: unreadable challenge record ({exc})") from None
+        raise InputError(f"{path}: unreadable challenge record ({exc})") from None
     meta = read_meta(Path(cfg.worker.checkpoint))
     line_cam = next((c for c in cfg.cameras if c.name == cam), None)
     line_thr = line_cam.threshold if line_cam and line_cam.threshold is not None else meta.threshold
     age_h = (datetime.datetime.now(datetime.UTC) - when).total_seconds() / 3600
     if not passed:
-        raise ValueError(f"{path}: the last challenge ({record['time']}) failed; production stays stopped")
+        raise InputError(f"{path}: the last challenge ({record['time']}) failed; production stays stopped")
     if model != meta.id or abs(thr - line_thr) > 1e-9:
-        raise ValueError(
+        raise InputError(
             f"{path}: the challenge was passed by model {model} at threshold {thr:.4f}, the line runs {meta.id} at "
             f"{line_thr:.4f}; run the challenge again"
         )
     if age_h > cfg.challenge.max_age_h:
-        raise ValueError(f"{path}: the last challenge is {age_h:.1f} h old (limit {cfg.challenge.max_age_h:g} h)")
+        raise InputError(f"{path}: the last challenge is {age_h:.1f} h old (limit {cfg.challenge.max_age_h:g} h)")
     return record

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import redis
 
+from model.errors import InputError
 from pipeline.audit import audit, promise_kept
 from pipeline.config import LineConfig
 from pipeline.redis_local import LocalRedis
@@ -30,7 +31,7 @@ class Event:
 
     def __post_init__(self) -> None:
         if self.action not in ACTIONS:
-            raise ValueError(f"chaos event {self.action!r}: expected one of {', '.join(ACTIONS)}")
+            raise InputError(f"chaos event {self.action!r}: expected one of {', '.join(ACTIONS)}")
 
 
 DEFAULT_SCHEDULE = (

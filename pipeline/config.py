@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from engines.select import KINDS  # light: no runtime is imported until an engine is opened
 from model.checkpoint import BUNDLED_CHECKPOINT
+from model.errors import InputError
 from pipeline.wire import CAMERA_NAME
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
@@ -76,9 +77,9 @@ class ReplaySource(_Strict):
         if self.rate not in ("realtime", "max"):
             try:
                 if float(self.rate) <= 0:
-                    raise ValueError
+                    raise InputError
             except ValueError:
-                raise ValueError(f"rate must be realtime, max or a positive number, got {self.rate!r}") from None
+                raise InputError(f"rate must be realtime, max or a positive number, got {self.rate!r}") from None
         return self
 
 
@@ -101,7 +102,7 @@ class CameraConfig(_Strict):
     @model_validator(mode="after")
     def _source_settings(self) -> CameraConfig:
         if self.source == "replay" and self.replay is None:
-            raise ValueError("source replay needs a replay: {path: ...} section")
+            raise InputError("source replay needs a replay: {path: ...} section")
         if self.source == "genicam" and self.genicam is None:
             self.genicam = GenICamSource()
         return self
@@ -142,12 +143,12 @@ class WorkerConfig(_Strict):
     @model_validator(mode="after")
     def _exposed_endpoints_are_authenticated(self) -> WorkerConfig:
         if self.curve is not None and not all(ep.startswith("tcp://") for ep in self.endpoints):
-            raise ValueError("CURVE is per socket: with worker.curve, every endpoint must be tcp://")
+            raise InputError("CURVE is per socket: with worker.curve, every endpoint must be tcp://")
         for ep in self.endpoints:
             if ep.startswith("tcp://") and self.curve is None and not self.allow_plaintext_tcp:
                 host = urlparse(ep).hostname or ""
                 if host not in LOOPBACK:
-                    raise ValueError(
+                    raise InputError(
                         f"endpoint {ep} is reachable beyond this host: configure worker.curve "
                         "(run_line.py keys) or set allow_plaintext_tcp"
                     )
@@ -220,7 +221,7 @@ class CarouselConfig(_Strict):
     def _stations_before_the_ejector(self) -> CarouselConfig:
         for cam, pos in self.stations.items():
             if not 0 <= pos < self.ejector:
-                raise ValueError(
+                raise InputError(
                     f"station {cam} at pitch {pos} is not between the load point and the ejector ({self.ejector})"
                 )
         return self
@@ -254,19 +255,19 @@ class LineConfig(_Strict):
     def _unique_names(self) -> LineConfig:
         names = [c.name for c in self.cameras]
         if len(set(names)) != len(names):
-            raise ValueError(f"camera names must be unique, got {names}")
+            raise InputError(f"camera names must be unique, got {names}")
         c = self.carousel
         if c is not None:
             unplaced = [n for n in names if n not in c.stations]
             unknown = [n for n in c.stations if n not in names]
             if unplaced or unknown:
-                raise ValueError(
+                raise InputError(
                     f"carousel.stations: every camera has a station and every station a camera "
                     f"(not placed: {unplaced}, no such camera: {unknown})"
                 )
             slack_ms = (c.ejector - max(c.stations.values())) * c.period_ms - c.decision_margin_ms
             if slack_ms <= self.worker.deadline_ms:
-                raise ValueError(
+                raise InputError(
                     f"carousel: {c.units_per_minute:g} units/min leaves {slack_ms:.0f} ms from the last station to "
                     f"the decision, not more than worker.deadline_ms ({self.worker.deadline_ms:g}): no unit could "
                     "be judged in time; slow the carousel, move the ejector or shorten the deadline"
@@ -280,10 +281,10 @@ def load_line_config(path: Path) -> LineConfig:
     try:
         raw = yaml.safe_load(path.read_text())
     except (OSError, yaml.YAMLError) as exc:
-        raise ValueError(f"{path}: cannot read line config: {exc}") from exc
+        raise InputError(f"{path}: cannot read line config: {exc}") from exc
     try:
         return LineConfig.model_validate(raw or {})
     except ValidationError as exc:
         err = exc.errors()[0]
         key = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        raise ValueError(f"{path}: {key}: {err['msg']}") from exc
+        raise InputError(f"{path}: {key}: {err['msg']}") from exc

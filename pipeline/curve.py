@@ -14,6 +14,7 @@ import zmq
 import zmq.auth
 from zmq.auth.thread import ThreadAuthenticator
 
+from model.errors import InputError
 from pipeline.config import CurveKeys, WorkerConfig
 
 
@@ -25,9 +26,9 @@ def _load(path: str, field: str, secret: bool) -> tuple[bytes, bytes | None]:
     try:
         public, private = zmq.auth.load_certificate(path)
     except (OSError, ValueError) as exc:
-        raise ValueError(f"worker.curve.{field}: {path}: not a readable ZeroMQ certificate ({exc})") from None
+        raise InputError(f"worker.curve.{field}: {path}: not a readable ZeroMQ certificate ({exc})") from None
     if secret and private is None:
-        raise ValueError(f"worker.curve.{field}: {path} holds no secret key (use the .key_secret file)")
+        raise InputError(f"worker.curve.{field}: {path} holds no secret key (use the .key_secret file)")
     return public, private
 
 
@@ -36,7 +37,7 @@ def secure_server(ctx: zmq.Context, sock: zmq.Socket, keys: CurveKeys) -> Thread
     authenticator (stop it when the socket closes)."""
     clients = Path(keys.clients_dir)
     if not clients.is_dir() or not any(clients.glob("*.key")):
-        raise ValueError(f"worker.curve.clients_dir: {clients}: no client public keys (*.key)")
+        raise InputError(f"worker.curve.clients_dir: {clients}: no client public keys (*.key)")
     public, secret = _load(keys.server_secret, "server_secret", secret=True)
     auth = ThreadAuthenticator(ctx)
     auth.start()
@@ -58,7 +59,7 @@ def secure_client(sock: zmq.Socket, keys: CurveKeys) -> None:
 def make_keys(out: Path, name: str) -> tuple[Path, Path]:
     """``out/<name>.key`` (public, to hand out) and ``out/<name>.key_secret`` (keep on the host that owns it)."""
     if not zmq.has("curve"):
-        raise ValueError("this libzmq was built without CURVE support")
+        raise InputError("this libzmq was built without CURVE support")
     out.mkdir(parents=True, exist_ok=True)
     public, secret = zmq.auth.create_certificates(str(out), name)
     Path(secret).chmod(0o600)

@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+from model.errors import InputError
 from pipeline.config import (
     CameraConfig,
     CarouselConfig,
@@ -225,7 +226,7 @@ def run_demo(
 ) -> int:
     console = Console(stderr=True)
     if frames < 1 or cameras < 1 or fps <= 0:
-        raise ValueError("--frames and --cameras must be >= 1 and --fps > 0")
+        raise InputError("--frames and --cameras must be >= 1 and --fps > 0")
     cfg = demo_config(frames, fps, cameras, redis_url, engine, stream, carousel, page)
     timeout = frames / (fps * cameras) + 180
     return report_run(run_line_until(cfg, frames, timeout, console=console), frames, summary_json)

@@ -7,6 +7,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from model.errors import InputError
 from pipeline.config import CameraConfig
 
 
@@ -23,7 +24,7 @@ class CameraPrep:
         if cam and cam.roi_mask:
             mask = cv2.imread(cam.roi_mask, cv2.IMREAD_GRAYSCALE)
             if mask is None:
-                raise ValueError(f"{Path(cam.roi_mask)}: unreadable ROI mask for camera {cam.name}")
+                raise InputError(f"{Path(cam.roi_mask)}: unreadable ROI mask for camera {cam.name}")
             if self.crop:
                 x, y, w, h = self.crop
                 mask = mask[y : y + h, x : x + w]
@@ -35,11 +36,11 @@ class CameraPrep:
         """uint8 HxW or HxWxC (C in 1, 3, 4) -> uint8 ``size x size x channels``; ValueError when it cannot."""
         img = pixels
         if img.ndim == 3 and img.shape[2] not in (1, 3, 4):
-            raise ValueError(f"{img.shape[2]} channels; expected 1, 3 or 4")
+            raise InputError(f"{img.shape[2]} channels; expected 1, 3 or 4")
         if self.crop:
             x, y, w, h = self.crop
             if y + h > img.shape[0] or x + w > img.shape[1]:
-                raise ValueError(f"crop {list(self.crop)} outside a {img.shape[1]}x{img.shape[0]} frame")
+                raise InputError(f"crop {list(self.crop)} outside a {img.shape[1]}x{img.shape[0]} frame")
             img = img[y : y + h, x : x + w]
         if img.ndim == 3 and img.shape[2] == 4:
             img = img[..., :3]

@@ -11,6 +11,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from model.errors import InputError
 from pipeline.config import CameraConfig, LineConfig, ReplaySource
 from pipeline.sources.frames import SourceFrame
 from pipeline.wire import FrameHeader, valid_camera_name
@@ -43,7 +44,7 @@ class Recorder:
 def _read_png(path: Path) -> np.ndarray:
     img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if img is None:
-        raise ValueError(f"{path}: unreadable image")
+        raise InputError(f"{path}: unreadable image")
     if img.ndim == 3:
         img = cv2.cvtColor(img, cv2.COLOR_BGRA2RGB if img.shape[2] == 4 else cv2.COLOR_BGR2RGB)
     return img
@@ -59,11 +60,11 @@ def _index_entries(index: Path) -> list[dict]:
         try:
             entry = json.loads(line)
         except json.JSONDecodeError as exc:
-            raise ValueError(f"{index}:{n}: bad JSON line: {exc.msg}") from None
+            raise InputError(f"{index}:{n}: bad JSON line: {exc.msg}") from None
         if not isinstance(entry, dict) or not isinstance(entry.get("file"), str):
-            raise ValueError(f"{index}:{n}: not a recorded frame (an object with a file)")
+            raise InputError(f"{index}:{n}: not a recorded frame (an object with a file)")
         if "camera" in entry and not valid_camera_name(entry["camera"]):
-            raise ValueError(f"{index}:{n}: camera {str(entry['camera'])[:40]!r} is not a valid camera name")
+            raise InputError(f"{index}:{n}: camera {str(entry['camera'])[:40]!r} is not a valid camera name")
         entries.append(entry)
     return entries
 
@@ -72,7 +73,7 @@ def _inside(root: Path, rel: str, index: Path) -> Path:
     """A recorded file path, refused when it leads out of the recording."""
     parts = Path(rel).parts
     if Path(rel).is_absolute() or ".." in parts or not parts:
-        raise ValueError(f"{index}: file {rel[:60]!r} lies outside the recording")
+        raise InputError(f"{index}: file {rel[:60]!r} lies outside the recording")
     return root / rel  # lexical: a symlink the recording's author placed inside it is theirs to place
 
 
@@ -93,14 +94,14 @@ def replay_frames(cfg: ReplaySource) -> Iterator[SourceFrame]:
     root = Path(cfg.path)
     index = root / "stream.jsonl"
     if not root.is_dir():
-        raise ValueError(f"{root}: replay folder not found")
+        raise InputError(f"{root}: replay folder not found")
     while True:
         if index.is_file():
             entries = _index_entries(index)
         else:
             files = sorted(p for p in root.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
             if not files:
-                raise ValueError(f"{root}: no stream.jsonl and no images")
+                raise InputError(f"{root}: no stream.jsonl and no images")
             entries = [{"file": p.name} for p in files]
         period = _pace(cfg.rate)
         t0_wall, t0_rec = time.monotonic_ns(), None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from model.errors import InputError
 from pipeline.camera_process import camera_source, stamp_header
 from pipeline.config import (
     CameraConfig,
@@ -41,7 +42,7 @@ def record(
 ) -> int:
     """Pull ``frames`` frames from the source(s), round-robin over cameras, into ``out``."""
     if frames < 1:
-        raise ValueError("--frames must be >= 1")
+        raise InputError("--frames must be >= 1")
     if source == "synthetic":
         cams = [
             CameraConfig(name=f"cam{i}", fps=fps, synthetic=SyntheticSource(seed=seed + i, defect_rate=defect_rate))
@@ -55,7 +56,7 @@ def record(
         ]
     else:
         if not path:
-            raise ValueError("--source replay needs --path")
+            raise InputError("--source replay needs --path")
         cams = [CameraConfig(name="cam0", source="replay", replay=ReplaySource(path=path, rate="max"))]
     shares = split_frames(frames, len(cams))
     iters = [camera_source(c, i) for i, c in enumerate(cams)]
@@ -93,10 +94,10 @@ def replay(
 ) -> int:
     folder = Path(folder)
     if not folder.is_dir():
-        raise ValueError(f"{folder}: replay folder not found")
+        raise InputError(f"{folder}: replay folder not found")
     total = count_frames(folder)
     if total == 0:
-        raise ValueError(f"{folder}: nothing to replay")
+        raise InputError(f"{folder}: nothing to replay")
     # as fast as the line takes it: every frame is judged, none is late or turned away; else live rules
     pace = {"deadline_ms": 3.6e6, "max_queue": 1_000_000} if rate == "max" else {"deadline_ms": 250.0}
     cfg = LineConfig(

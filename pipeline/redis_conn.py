@@ -10,6 +10,7 @@ from urllib.parse import urlparse, urlunparse
 
 import redis
 
+from model.errors import InputError
 from pipeline.config import RedisConfig
 
 
@@ -30,7 +31,7 @@ def _read_secret(path: str, what: str) -> str:
     try:
         return Path(path).read_text().strip()
     except OSError as exc:
-        raise ValueError(f"redis.{what}: cannot read {path}: {exc.strerror}") from None
+        raise InputError(f"redis.{what}: cannot read {path}: {exc.strerror}") from None
 
 
 def connect(rc: RedisConfig, timeout_s: float = 1.0, connect_timeout_s: float = 0.5) -> redis.Redis:
@@ -47,7 +48,7 @@ def connect(rc: RedisConfig, timeout_s: float = 1.0, connect_timeout_s: float = 
             kwargs["ssl_certfile"] = rc.tls_cert_file
             kwargs["ssl_keyfile"] = rc.tls_key_file
     elif rc.tls_ca_file or rc.tls_cert_file:
-        raise ValueError(f"redis.tls_*: TLS settings need a rediss:// URL, got {mask_url(rc.url)}")
+        raise InputError(f"redis.tls_*: TLS settings need a rediss:// URL, got {mask_url(rc.url)}")
     return redis.Redis.from_url(rc.url, **kwargs)
 
 
@@ -57,10 +58,10 @@ def check_credentials(rc: RedisConfig) -> bool:
     try:
         return bool(connect(rc).ping())
     except redis.AuthenticationError as exc:  # WRONGPASS and NOAUTH both
-        raise ValueError(f"Redis at {mask_url(rc.url)} refused the credentials: {exc}") from None
+        raise InputError(f"Redis at {mask_url(rc.url)} refused the credentials: {exc}") from None
     except (redis.ConnectionError, redis.TimeoutError) as exc:
         if "SSL" in str(exc) or "certificate" in str(exc):
-            raise ValueError(f"Redis at {mask_url(rc.url)}: TLS failed: {exc}") from None
+            raise InputError(f"Redis at {mask_url(rc.url)}: TLS failed: {exc}") from None
         return False
 
 

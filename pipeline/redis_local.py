@@ -11,6 +11,7 @@ from urllib.parse import urlparse
 
 import redis
 
+from model.errors import InputError, SetupError
 from pipeline.redis_conn import mask_url
 
 
@@ -21,13 +22,13 @@ def free_port() -> int:
 
 
 def answers(url: str, timeout_s: float = 0.5, **client_kwargs) -> bool:
-    """True when a Redis answers PING at ``url``; refused credentials raise ValueError (a server is there, but it
+    """True when a Redis answers PING at ``url``; refused credentials raise InputError (a server is there, but it
     is not ours to use: never start another beside it)."""
     try:
         client = redis.Redis.from_url(url, socket_connect_timeout=timeout_s, socket_timeout=timeout_s, **client_kwargs)
         return bool(client.ping())
     except redis.AuthenticationError as exc:
-        raise ValueError(f"Redis at {mask_url(url)} refused the credentials: {exc}") from None
+        raise InputError(f"Redis at {mask_url(url)} refused the credentials: {exc}") from None
     except (redis.ConnectionError, redis.TimeoutError, ValueError):
         return False
 
@@ -46,7 +47,7 @@ class LocalRedis:
         """``args`` go to redis-server as they are (``--requirepass``, ``--tls-port`` ...); ``url`` and ``probe``
         (redis-py client arguments) are how to reach it then."""
         if shutil.which("redis-server") is None:
-            raise RuntimeError("redis-server not found: install it (Debian: apt-get install redis-server)")
+            raise SetupError("redis-server not found: install it (Debian: apt-get install redis-server)")
         self.port = port or free_port()
         self.url = url or f"redis://127.0.0.1:{self.port}/0"
         self.args, self.probe = tuple(args), probe
@@ -78,7 +79,7 @@ class LocalRedis:
         end = time.monotonic() + timeout_s
         while not answers(self.url, 0.2, **self.probe):
             if self.proc.poll() is not None or time.monotonic() > end:
-                raise RuntimeError(f"redis-server on port {self.port} did not start")
+                raise SetupError(f"redis-server on port {self.port} did not start")
             time.sleep(0.05)
         return self
 
@@ -95,6 +96,6 @@ def ensure_redis(url: str) -> tuple[str, LocalRedis | None]:
         return url, None
     host = urlparse(url).hostname or "127.0.0.1"
     if host not in ("127.0.0.1", "localhost", "::1"):
-        raise ValueError(f"no Redis answers at {url}")
+        raise InputError(f"no Redis answers at {url}")
     server = LocalRedis().start()
     return server.url, server

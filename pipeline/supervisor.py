@@ -12,6 +12,7 @@ import signal
 import time
 from dataclasses import dataclass, field
 
+from model.errors import InputError, SetupError
 from pipeline.aggregator import aggregator_main
 from pipeline.camera_process import camera_main
 from pipeline.config import LineConfig
@@ -44,7 +45,7 @@ class Supervisor:
         """``role``: ``all`` (one host), ``workers`` (workers and the reconciler: the GPU host) or ``cameras``
         (cameras and, on a carousel, the aggregator: the camera host) of a line split over hosts."""
         if role not in ("all", "workers", "cameras"):
-            raise ValueError(f"role {role!r}: expected all, workers or cameras")
+            raise InputError(f"role {role!r}: expected all, workers or cameras")
         self.cfg = cfg
         self.ctx = mp.get_context("spawn")
         cfg_json = cfg.model_dump_json()
@@ -116,9 +117,9 @@ class Supervisor:
         for m, ev in zip(self.workers, self.ready, strict=True):
             while not ev.wait(0.2):
                 if not m.proc.is_alive():
-                    raise RuntimeError(f"{m.name} exited with code {m.proc.exitcode} before it was ready")
+                    raise SetupError(f"{m.name} exited with code {m.proc.exitcode} before it was ready")
                 if time.monotonic() > end:
-                    raise RuntimeError(f"{m.name} not ready after {self.ready_timeout_s:.0f} s")
+                    raise SetupError(f"{m.name} not ready after {self.ready_timeout_s:.0f} s")
         self._check_capacity()
         for m in (*self.aggregator, *self.cameras):
             self._start(m)
@@ -164,7 +165,7 @@ class Supervisor:
         for m, ev in zip((*self.cameras, *self.aggregator), self.clock_ready, strict=True):
             while not ev.wait(0.2):
                 if not m.proc.is_alive() or time.monotonic() > end:
-                    raise RuntimeError(f"{m.name} not ready for the carousel clock (exit {m.proc.exitcode})")
+                    raise SetupError(f"{m.name} not ready for the carousel clock (exit {m.proc.exitcode})")
         t0 = time.time_ns() + int(c.start_lead_s * 1e9)
         self.clock.value = t0
         self.cfg = self.cfg.model_copy(update={"carousel": c.model_copy(update={"t0_ns": t0})})

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from model.errors import GrdnetError
+
 WIRE_VERSION = 1
 REQUIRED = ("v", "camera", "frame_id", "slot", "t_acq_ns", "shape", "dtype")
 # A camera name reaches file names, metric labels and Redis keys: letters, digits, '_', '-', '.', at most 64,
@@ -62,7 +64,7 @@ class Frame:
     t_recv_ns: int = 0
 
 
-class BadFrame(ValueError):
+class BadFrame(GrdnetError, ValueError):
     """A message that is not a valid frame; ``kind`` names the fault, the rest is what the header named."""
 
     def __init__(

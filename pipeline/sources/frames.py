@@ -7,6 +7,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from model.errors import InputError
+
 
 @dataclass
 class SourceFrame:
@@ -41,4 +43,4 @@ def to_model_pixels(data: np.ndarray, pixel_format: str, height: int, width: int
     if pixel_format in ("RGBa8", "BGRa8"):
         img = data.reshape(height, width, 4)[..., :3]
         return np.ascontiguousarray(img[..., ::-1] if pixel_format == "BGRa8" else img)
-    raise ValueError(f"pixel format {pixel_format!r} not supported; one of {', '.join(SUPPORTED_FORMATS)}")
+    raise InputError(f"pixel format {pixel_format!r} not supported; one of {', '.join(SUPPORTED_FORMATS)}")

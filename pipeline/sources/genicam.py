@@ -10,6 +10,7 @@ import os
 import time
 from collections.abc import Callable, Iterator
 
+from model.errors import GrdnetError, SetupError
 from pipeline.config import GenICamSource
 from pipeline.sources.frames import SourceFrame, to_model_pixels
 
@@ -26,7 +27,7 @@ def default_cti() -> str:
 _HARVESTERS: dict[str, object] = {}
 
 
-class ProducerNotFound(ValueError):
+class ProducerNotFound(GrdnetError, ValueError):
     """The configured .cti file does not exist: a configuration error, not something to retry."""
 
 
@@ -123,7 +124,7 @@ class GenICamCamera:
         except ValueError:  # not in the list: it may have come back since; update() releases open acquirers,
             harvester.update()  # so it is only called when the device is missing
             if not harvester.device_info_list:
-                raise RuntimeError(f"{self.cti}: no GenICam device found") from None
+                raise SetupError(f"{self.cti}: no GenICam device found") from None
             self.ia = harvester.create(search_key(self.cfg))
         apply_settings(self.ia.remote_device.node_map, node_settings(self.cfg, self.fps), log.warning)
         self.ia.start()
