@@ -330,7 +330,18 @@ def cmd_keys(a: argparse.Namespace) -> int:
 def cmd_record(a: argparse.Namespace) -> int:
     from pipeline.recording import record
 
-    n = record(Path(a.out), a.frames, a.source, a.fps, a.cameras, a.defect_rate, a.seed, a.cti, a.device, a.path)
+    n = record(
+        out=Path(a.out),
+        frames=a.frames,
+        source=a.source,
+        fps=a.fps,
+        cameras=a.cameras,
+        defect_rate=a.defect_rate,
+        seed=a.seed,
+        cti=a.cti,
+        device=a.device,
+        path=a.path,
+    )
     print(f"recorded {n} frames to {a.out}")
     return 0
 

@@ -180,7 +180,22 @@ def ledger_round_trips(url: str, n: int = 2000) -> dict:
         pub = VerdictPublisher(url, keys.stream + (":claimed" if claim else ":plain"), 100_000, 1000, client=client)
         times = []
         for b in range(n // 4):
-            batch = [Verdict("cam0", 4 * b + j, 0, 1, 2, 0.1, 0.5, "pass", "m", epoch=1, claim=claim) for j in range(4)]
+            batch = [
+                Verdict(
+                    camera="cam0",
+                    frame_id=4 * b + j,
+                    slot=0,
+                    t_acq_ns=1,
+                    t_verdict_ns=2,
+                    score=0.1,
+                    threshold=0.5,
+                    reason="pass",
+                    model="m",
+                    epoch=1,
+                    claim=claim,
+                )
+                for j in range(4)
+            ]
             t = time.perf_counter()
             pub.publish(batch)
             times.append((time.perf_counter() - t) * 1e3)

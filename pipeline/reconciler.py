@@ -123,14 +123,14 @@ class Reconciler:
         t_ns = self.wall_ns()
         verdicts = [
             failed(
-                "lost",
-                s.camera,
-                s.frame_id,
-                s.slot,
-                s.t_acq_ns,
-                t_ns,
-                self.thresholds.get(s.camera, self.default_threshold),
-                self.model_id,
+                reason="lost",
+                camera=s.camera,
+                frame_id=s.frame_id,
+                slot=s.slot,
+                t_acq_ns=s.t_acq_ns,
+                now_ns=t_ns,
+                threshold=self.thresholds.get(s.camera, self.default_threshold),
+                model=self.model_id,
                 epoch=s.epoch,
                 trigger=s.trigger,
             )

@@ -29,6 +29,7 @@ def _device_fields(device: str | None) -> dict:
 
 
 def record(
+    *,
     out: Path,
     frames: int,
     source: str,

@@ -21,7 +21,7 @@ VERDICT_FIELDS = (
 )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Verdict:
     camera: str
     frame_id: int
@@ -71,6 +71,7 @@ def judge(score: float, threshold: float) -> str:
 
 
 def failed(
+    *,
     reason: str,
     camera: str,
     frame_id: int,
@@ -87,15 +88,15 @@ def failed(
     if reason not in REASONS or reason in ("pass", "anomaly"):
         raise ValueError(f"not a failure reason: {reason!r}")
     return Verdict(
-        camera,
-        frame_id,
-        slot,
-        t_acq_ns,
-        now_ns,
-        float("nan"),
-        threshold,
-        reason,
-        model,
+        camera=camera,
+        frame_id=frame_id,
+        slot=slot,
+        t_acq_ns=t_acq_ns,
+        t_verdict_ns=now_ns,
+        score=float("nan"),
+        threshold=threshold,
+        reason=reason,
+        model=model,
         epoch=epoch,
         claim=claim,
         trigger=trigger,

@@ -110,15 +110,15 @@ class Worker:
     def _fail(self, reason: str, jobs: list[Job], now_ns: int) -> list[Verdict]:
         return [
             failed(
-                reason,
-                j.camera,
-                j.frame_id,
-                j.slot,
-                j.t_acq_ns,
-                now_ns,
-                j.threshold,
-                self.model_id,
-                j.epoch,
+                reason=reason,
+                camera=j.camera,
+                frame_id=j.frame_id,
+                slot=j.slot,
+                t_acq_ns=j.t_acq_ns,
+                now_ns=now_ns,
+                threshold=j.threshold,
+                model=self.model_id,
+                epoch=j.epoch,
                 trigger=j.trigger,
             )
             for j in jobs
@@ -162,7 +162,18 @@ class Worker:
         known = bad.camera in self.cameras and bad.frame_id is not None
         fid = bad.frame_id if bad.frame_id is not None else -1
         thr = self._threshold(bad.camera)
-        v = failed("bad_frame", bad.camera, fid, bad.slot, 0, now_ns, thr, self.model_id, bad.epoch, claim=known)
+        v = failed(
+            reason="bad_frame",
+            camera=bad.camera,
+            frame_id=fid,
+            slot=bad.slot,
+            t_acq_ns=0,
+            now_ns=now_ns,
+            threshold=thr,
+            model=self.model_id,
+            epoch=bad.epoch,
+            claim=known,
+        )
         self._emit([v])
 
     def _unknown_camera(self, camera: str, frame_id: int, slot: int, epoch: int, t_acq_ns: int, now_ns: int) -> None:
@@ -170,7 +181,22 @@ class Worker:
         self.metrics.unknown_camera.inc()
         self.warn("unknown_camera", f"frame from camera {camera!r}, which is not configured: unknown_camera reject")
         thr, model = self.default_threshold, self.model_id
-        self._emit([failed("unknown_camera", camera, frame_id, slot, t_acq_ns, now_ns, thr, model, epoch, claim=False)])
+        self._emit(
+            [
+                failed(
+                    reason="unknown_camera",
+                    camera=camera,
+                    frame_id=frame_id,
+                    slot=slot,
+                    t_acq_ns=t_acq_ns,
+                    now_ns=now_ns,
+                    threshold=thr,
+                    model=model,
+                    epoch=epoch,
+                    claim=False,
+                )
+            ]
+        )
 
     def step(self, now_ns: int, force: bool = False) -> int:
         """Run one batch when one is due; returns the number of frames judged."""
@@ -221,16 +247,16 @@ class Worker:
                 path = str(p) if p is not None and self.archive.submit(p, j.image, maps[i]) else None
             out.append(
                 Verdict(
-                    j.camera,
-                    j.frame_id,
-                    j.slot,
-                    j.t_acq_ns,
-                    done,
-                    float(scores[i]),
-                    j.threshold,
-                    reason,
-                    self.model_id,
-                    path,
+                    camera=j.camera,
+                    frame_id=j.frame_id,
+                    slot=j.slot,
+                    t_acq_ns=j.t_acq_ns,
+                    t_verdict_ns=done,
+                    score=float(scores[i]),
+                    threshold=j.threshold,
+                    reason=reason,
+                    model=self.model_id,
+                    map_path=path,
                     epoch=j.epoch,
                     trigger=j.trigger,
                 )

@@ -27,6 +27,14 @@ def assert_one_line_error(result, text: str) -> None:
     assert text in result.stderr and result.stderr.strip().count("\n") == 0, result.stderr
 
 
+def make_verdict(camera: str, frame_id: int, **fields):
+    """A pass verdict with placeholder times, score, threshold and model; keywords override any field."""
+    from pipeline.verdicts import Verdict
+
+    base = dict(slot=0, t_acq_ns=1, t_verdict_ns=2, score=0.1, threshold=0.5, reason="pass", model="m")
+    return Verdict(camera=camera, frame_id=frame_id, **{**base, **fields})
+
+
 def tiny_config() -> GRDNetConfig:
     cfg = load_preset("cpu")
     cfg.net.image_size = 64

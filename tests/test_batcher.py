@@ -1,7 +1,8 @@
 import pytest
 
 from pipeline.batcher import DynamicBatcher
-from pipeline.verdicts import VERDICT_FIELDS, Verdict, failed, judge
+from pipeline.verdicts import VERDICT_FIELDS, failed, judge
+from tests.conftest import make_verdict
 
 MS = 1_000_000
 
@@ -61,11 +62,11 @@ def test_judge_is_fail_safe():
 
 
 def test_verdict_fields_are_strings_with_the_contract_keys():
-    v = Verdict("cam0", 4, 2, 10, 20, 0.123456789, 0.5, "pass", "m1")
+    v = make_verdict("cam0", 4, slot=2, t_acq_ns=10, t_verdict_ns=20, score=0.123456789, model="m1")
     f = v.fields()
     assert set(f) == set(VERDICT_FIELDS)
     assert all(isinstance(x, str) for x in f.values()) and f["reject"] == "0" and f["score"] == "0.123457"
-    bad = failed("late", "cam0", 5, 2, 10, 30, 0.5, "m1")
+    bad = failed(reason="late", camera="cam0", frame_id=5, slot=2, t_acq_ns=10, now_ns=30, threshold=0.5, model="m1")
     assert bad.reject and bad.fields()["reject"] == "1" and bad.fields()["score"] == "nan"
     with pytest.raises(ValueError):
-        failed("pass", "cam0", 5, 2, 10, 30, 0.5, "m1")
+        failed(reason="pass", camera="cam0", frame_id=5, slot=2, t_acq_ns=10, now_ns=30, threshold=0.5, model="m1")

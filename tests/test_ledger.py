@@ -11,8 +11,8 @@ from pipeline.ledger import Ledger
 from pipeline.line_keys import LineKeys
 from pipeline.publisher import VerdictPublisher
 from pipeline.reconciler import Reconciler
-from pipeline.verdicts import Verdict
 from pipeline.wire import FrameHeader
+from tests.conftest import make_verdict
 
 EPOCH = 1_700_000_000_000_000_000
 
@@ -92,11 +92,13 @@ def test_frames_without_a_verdict_become_lost_rejects_and_the_rest_stay_untouche
             ledger.record(_header(cam, i, clock.wall))
     pub = VerdictPublisher(redis_server.url, cfg.redis.stream, 10_000, 1000)
     judged = [
-        Verdict(c, i, i % 24, clock.wall, clock.wall, 0.1, 0.5, "pass", "m", epoch=EPOCH)
+        make_verdict(c, i, slot=i % 24, t_acq_ns=clock.wall, t_verdict_ns=clock.wall, epoch=EPOCH)
         for c in ("cam0",)
         for i in range(5)
     ]
-    judged += [Verdict("cam1", i, i % 24, clock.wall, clock.wall, 0.1, 0.5, "pass", "m", epoch=EPOCH) for i in (0, 2)]
+    judged += [
+        make_verdict("cam1", i, slot=i % 24, t_acq_ns=clock.wall, t_verdict_ns=clock.wall, epoch=EPOCH) for i in (0, 2)
+    ]
     assert pub.publish(judged)
 
     rec = _reconciler(redis_server.url, cfg, clock)
@@ -118,7 +120,7 @@ def test_frames_without_a_verdict_become_lost_rejects_and_the_rest_stay_untouche
     assert rec.metrics.lost.labels("cam1")._value.get() == 3
 
     # the worker's verdict for a frame already answered lost: refused by the claim, counted, not written twice
-    late = Verdict("cam1", 3, 3, clock.wall, clock.wall, 0.1, 0.5, "pass", "m", epoch=EPOCH)
+    late = make_verdict("cam1", 3, slot=3, t_acq_ns=clock.wall, t_verdict_ns=clock.wall, epoch=EPOCH)
     assert pub.publish([late]) and pub.suppressed == 1
     assert len(_rows(redis_server.url, cfg.redis.stream)) == 10
 
@@ -150,7 +152,7 @@ def test_no_frame_is_claimed_lost_until_redis_has_been_back_for_the_grace(fresh_
     fresh_redis.start()
     assert rec.step(block_ms=10) == [], "back, but not for the grace yet"
     pub = VerdictPublisher(fresh_redis.url, cfg.redis.stream, 10_000, 1000)
-    assert pub.publish([Verdict("cam0", 0, 0, clock.wall, clock.wall, 0.1, 0.5, "pass", "m", epoch=EPOCH)])
+    assert pub.publish([make_verdict("cam0", 0, t_acq_ns=clock.wall, t_verdict_ns=clock.wall, epoch=EPOCH)])
     clock.advance(1.1)
     assert rec.step(block_ms=10) == [] and not rec.pending, "the buffered verdict landed first: nothing lost"
     assert [r["reason"] for r in _rows(fresh_redis.url, cfg.redis.stream)] == ["pass"]

@@ -16,8 +16,7 @@ from pipeline.curve import make_keys, secure_client, secure_server
 from pipeline.publisher import VerdictPublisher
 from pipeline.redis_conn import check_credentials, connect, mask_url
 from pipeline.redis_local import LocalRedis
-from pipeline.verdicts import Verdict
-from tests.conftest import assert_one_line_error, run_cli
+from tests.conftest import assert_one_line_error, make_verdict, run_cli
 
 
 @pytest.fixture
@@ -122,7 +121,7 @@ def test_redis_acl_user_and_password_from_the_config(acl_redis, tmp_path, caplog
     rc = RedisConfig(url=acl_redis.url, username="line", password_file=str(secret), stream="sec:acl")
     assert check_credentials(rc)
     pub = VerdictPublisher(rc.url, rc.stream, 1000, 10, client=connect(rc))
-    assert pub.publish([Verdict("cam0", 1, 1, 1, 2, 0.1, 0.5, "pass", "m")])
+    assert pub.publish([make_verdict("cam0", 1, slot=1)])
     assert redis.Redis.from_url(acl_redis.url, username="line", password="s3cret-pw").xlen("sec:acl") == 1
     with pytest.raises(redis.AuthenticationError):
         redis.Redis.from_url(acl_redis.url).ping()  # the default user is off: nothing gets in without the ACL user
@@ -136,7 +135,7 @@ def test_redis_acl_user_and_password_from_the_config(acl_redis, tmp_path, caplog
     with caplog.at_level(logging.ERROR, logger="grdnet.publisher"):
         bad = VerdictPublisher(wrong.url, "sec:acl", 1000, 100, client=connect(wrong), retry_s=0.05)
         for _ in range(20):
-            bad.publish([Verdict("cam0", 2, 2, 1, 2, 0.1, 0.5, "pass", "m")])
+            bad.publish([make_verdict("cam0", 2, slot=2)])
             time.sleep(0.01)
     errors = [r.getMessage() for r in caplog.records if r.name == "grdnet.publisher"]
     assert len(errors) == 1 and "refused our credentials" in errors[0], "one clear line, not a storm"
@@ -217,7 +216,7 @@ def test_redis_over_tls_with_the_ca_from_the_config(tmp_path):
         rc = RedisConfig(url=url, tls_ca_file=str(f["ca"]), stream="sec:tls")
         assert check_credentials(rc)
         pub = VerdictPublisher(rc.url, rc.stream, 1000, 10, client=connect(rc))
-        assert pub.publish([Verdict("cam0", 1, 1, 1, 2, 0.1, 0.5, "pass", "m")])
+        assert pub.publish([make_verdict("cam0", 1, slot=1)])
         assert connect(rc).xlen("sec:tls") == 1
         untrusted = rc.model_copy(update={"tls_ca_file": None})
         with pytest.raises(ValueError, match="TLS failed"):

@@ -10,9 +10,10 @@ import redis
 from engines.ort_engine import OnnxRuntimeEngine
 from pipeline.config import CameraConfig, LineConfig, RedisConfig, WorkerConfig
 from pipeline.publisher import VerdictPublisher
-from pipeline.verdicts import VERDICT_FIELDS, Verdict
+from pipeline.verdicts import VERDICT_FIELDS
 from pipeline.wire import FrameHeader, encode
 from pipeline.worker import Worker
+from tests.conftest import make_verdict
 
 MS = 1_000_000
 
@@ -177,7 +178,7 @@ def test_bad_pixels_for_the_camera_are_bad_frames(tiny_onnx, redis_server):
 
 def test_redis_outage_loses_no_verdict_and_keeps_order(fresh_redis):
     pub = VerdictPublisher(fresh_redis.url, "t:outage", 10_000, 1000, retry_s=0.05)
-    mk = lambda i: Verdict("cam0", i, i % 24, 1, 2, 0.1, 0.5, "pass", "m")  # noqa: E731
+    mk = lambda i: make_verdict("cam0", i, slot=i % 24)  # noqa: E731
     assert pub.publish([mk(i) for i in range(5)])
     fresh_redis.stop()
     for i in range(5, 25):
@@ -196,7 +197,7 @@ def test_redis_outage_loses_no_verdict_and_keeps_order(fresh_redis):
 def test_full_buffer_drops_the_oldest_counted(fresh_redis):
     pub = VerdictPublisher(fresh_redis.url, "t:full", 10_000, buffer_max=3, retry_s=60)
     fresh_redis.stop()
-    pub.publish([Verdict("c", i, 0, 1, 2, 0.1, 0.5, "pass", "m") for i in range(5)])
+    pub.publish([make_verdict("c", i) for i in range(5)])
     assert [v.frame_id for v in pub.buffer] == [2, 3, 4] and pub.dropped == 2
     assert pub.metrics.redis_dropped._value.get() == 2
     fresh_redis.start()
@@ -231,10 +232,10 @@ def test_threaded_publisher_keeps_order_and_reports_when_written(fresh_redis):
     pub = ThreadedPublisher(VerdictPublisher(fresh_redis.url, "t:thr", 10_000, 1000, retry_s=0.05))
     written = []
     for i in range(30):
-        pub.publish([Verdict("cam0", i, 0, 1, 2, 0.1, 0.5, "pass", "m")], on_written=lambda t, i=i: written.append(i))
+        pub.publish([make_verdict("cam0", i)], on_written=lambda t, i=i: written.append(i))
     fresh_redis.stop()  # an outage while the thread works: it buffers and retries on its own
     for i in range(30, 40):
-        pub.publish([Verdict("cam0", i, 0, 1, 2, 0.1, 0.5, "pass", "m")], on_written=lambda t, i=i: written.append(i))
+        pub.publish([make_verdict("cam0", i)], on_written=lambda t, i=i: written.append(i))
     time.sleep(0.5)
     assert all(i < 30 for i in written), "nothing is reported written while Redis is away"
     fresh_redis.start()
