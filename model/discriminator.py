@@ -6,17 +6,15 @@ import torch
 from torch import nn
 
 from model.blocks import Encoder
-from model.config import NetConfig
 
 
 class Discriminator(nn.Module):
     """Returns (logit, features); the features feed the adversarial feature-matching loss."""
 
-    def __init__(self, cfg: NetConfig) -> None:
+    def __init__(self, *, channels: int, widths: list[int], blocks: int, latent_side: int) -> None:
         super().__init__()
-        widths = cfg.encoder_widths()
-        self.encoder = Encoder(cfg.channels, widths, cfg.blocks_per_stage)
-        self.classifier = nn.Linear(widths[-1] * cfg.latent_side() ** 2, 1)
+        self.encoder = Encoder(channels, widths, blocks)
+        self.classifier = nn.Linear(widths[-1] * latent_side**2, 1)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         feat = self.encoder(x)

@@ -6,7 +6,6 @@ import torch
 from torch import nn
 
 from model.blocks import Encoder, Stage
-from model.config import NetConfig
 
 
 class ConvBottleneck(nn.Module):
@@ -46,11 +45,12 @@ class DenseBottleneck(nn.Module):
         return self.expand(self.from_latent(z).view(z.shape[0], *self.shape))
 
 
-def make_bottleneck(cfg: NetConfig) -> nn.Module:
-    width = cfg.encoder_widths()[-1]
-    if cfg.bottleneck == "crae":
-        return ConvBottleneck(width, cfg.latent_channels)
-    return DenseBottleneck(width, cfg.latent_side(), cfg.latent_channels, cfg.latent_dim)
+def make_bottleneck(kind: str, width: int, latent_channels: int, latent_side: int, latent_dim: int) -> nn.Module:
+    """``crae``: the fully convolutional bottleneck (any input size); ``dense``: GANomaly's vector latent, which
+    fixes the input size to the training size."""
+    if kind == "crae":
+        return ConvBottleneck(width, latent_channels)
+    return DenseBottleneck(width, latent_side, latent_channels, latent_dim)
 
 
 class Decoder(nn.Module):
@@ -72,14 +72,24 @@ class Decoder(nn.Module):
 class Generator(nn.Module):
     """G(x) -> (z, x_hat, z_hat): encode, decode, re-encode the reconstruction (GANomaly)."""
 
-    def __init__(self, cfg: NetConfig) -> None:
+    def __init__(
+        self,
+        *,
+        channels: int,
+        widths: list[int],
+        blocks: int,
+        bottleneck: str,
+        latent_channels: int,
+        latent_side: int,
+        latent_dim: int,
+    ) -> None:
         super().__init__()
-        widths = cfg.encoder_widths()
-        self.encoder1 = Encoder(cfg.channels, widths, cfg.blocks_per_stage)
-        self.bottleneck1 = make_bottleneck(cfg)
-        self.decoder = Decoder(cfg.channels, widths, cfg.blocks_per_stage)
-        self.encoder2 = Encoder(cfg.channels, widths, cfg.blocks_per_stage)
-        self.bottleneck2 = make_bottleneck(cfg)
+        latent = (bottleneck, widths[-1], latent_channels, latent_side, latent_dim)
+        self.encoder1 = Encoder(channels, widths, blocks)
+        self.bottleneck1 = make_bottleneck(*latent)
+        self.decoder = Decoder(channels, widths, blocks)
+        self.encoder2 = Encoder(channels, widths, blocks)
+        self.bottleneck2 = make_bottleneck(*latent)
 
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
         """Only x_hat: what inference needs (skips the second encoder)."""

@@ -20,8 +20,16 @@ class GRDNet(nn.Module):
         super().__init__()
         self.cfg = cfg
         net = cfg.net
-        self.generator = Generator(net)
-        self.discriminator = Discriminator(net)
+        # the one place the config becomes the blocks' plain arguments
+        trunk = dict(channels=net.channels, widths=net.encoder_widths(), blocks=net.blocks_per_stage)
+        self.generator = Generator(
+            **trunk,
+            bottleneck=net.bottleneck,
+            latent_channels=net.latent_channels,
+            latent_side=net.latent_side(),
+            latent_dim=net.latent_dim,
+        )
+        self.discriminator = Discriminator(**trunk, latent_side=net.latent_side())
         self.unet = UNet(2 * net.channels, net.unet_widths, net.unet_middle, net.unet_prior)
         # the normal level: per pixel, the highest the smoothed map reached on good training frames (widened for
         # jitter); the image score is the largest excess over it. Zeros until training sets it (model/level.py).
