@@ -4,10 +4,8 @@ held-out good images with synthetic marks, and a threshold calibrated on both.""
 
 from __future__ import annotations
 
-import copy
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -24,43 +22,12 @@ from model.config import GRDNetConfig
 from model.dataset import DatasetError, TrainSet, index_split, load_train_images
 from model.grdnet import GRDNet, create_grdnet
 from model.inference import score_images
+from model.keeping import Selection, keep_weights, validate_epoch
 from model.level import level_indices, normal_level
 from model.roi_prior import encode_mask, fixed_roi
 from model.train_speed import Precision, resolve_precision, to_memory_format, use_channels_last
 from model.train_step import Optimisers, make_optimisers, segment_step, set_lr, train_step
-from model.validation import build_validation_set, validate
-
-
-@torch.no_grad()
-def recompute_bn_statistics(model: GRDNet, loader: DataLoader, batches: int, epoch_tag: int) -> None:
-    """Replace every BatchNorm running mean/variance by its exact average over ``batches`` training batches,
-    fed as in training (synthetic anomalies; generator, then U-Net on the reconstruction).
-
-    Running statistics are a 0.1-momentum trace of the last few batches; with lr 1e-3 they lag the weights,
-    and the eval-mode network can differ badly from the trained one (measured: one seed scored 0.53 image
-    AUROC with the trace and 0.93 with recomputed statistics). ``epoch_tag`` seeds fresh anomalies."""
-    norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
-    if batches == 0 or not norms:
-        return
-    momenta = [m.momentum for m in norms]
-    for m in norms:
-        m.reset_running_stats()
-        m.momentum = None  # cumulative average
-    model.train()
-    dataset: TrainSet = loader.dataset  # type: ignore[assignment]
-    epoch, seen = dataset.epoch, 0
-    dataset.epoch = epoch_tag
-    while seen < batches:
-        for _x, x_noisy, _mask, _roi in loader:
-            _, x_hat, _ = model.generator(x_noisy)
-            model.segment_logits(x_noisy, x_hat)
-            seen += 1
-            if seen == batches:
-                break
-        dataset.epoch += 1
-    dataset.epoch = epoch
-    for m, momentum in zip(norms, momenta, strict=True):
-        m.momentum = momentum
+from model.validation import build_validation_set
 
 
 def split_holdout(n: int, cfg: GRDNetConfig, seed: int, where: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -138,38 +105,6 @@ def run_epoch(
             sched.step()
     means.update(seconds=time.monotonic() - e0, lr=opts.gen.param_groups[0]["lr"])
     return means
-
-
-@dataclass
-class Selection:
-    """The self-validated epoch kept so far: its weights, figures and the curve of every validation.
-
-    ``tolerance`` > 0: a later sound validation whose image AUROC is within ``tolerance`` of the best one seen
-    replaces the kept epoch: its weights had more steps at a lower lr, and a difference smaller than what one
-    of the ~40 marked frames moves is noise (the strict best kept epoch 20 of 28 on a run whose curve was flat)."""
-
-    tolerance: float = 0.0
-    curve: list[dict] = field(default_factory=list)
-    best: dict | None = None
-    state: dict | None = None
-    scores: np.ndarray | None = None  # the best validation's scores: calibration needs no second pass
-    since_best: int = 0
-
-    def offer(self, model: GRDNet, figures: dict, scores: np.ndarray | None = None) -> None:
-        self.curve.append(figures)
-        best, sound = self.best, not figures["collapsed"]
-        if best is None or sound != (not best["collapsed"]):
-            take = sound or best is None  # a sound epoch always wins over a collapsed one
-        elif sound and self.tolerance:  # against the best sound figure seen (this one included), not the kept one
-            peak = max(c["image_auroc"] for c in self.curve if not c["collapsed"])
-            take = figures["image_auroc"] >= peak - self.tolerance
-        else:
-            take = (figures["image_auroc"], figures["pixel_auroc"]) > (best["image_auroc"], best["pixel_auroc"])
-        if take:
-            self.best, self.since_best, self.scores = figures, 0, scores
-            self.state = copy.deepcopy(model.state_dict())
-        else:
-            self.since_best += 1
 
 
 def train(
@@ -261,16 +196,7 @@ def train(
         last = epoch + 1 >= budget.total() or out_of_time
         due = validation_due(epoch + 1, budget.total())
         if vs is not None and tc.validate_every and (due or last):
-            v0 = time.monotonic()
-            recompute_bn_statistics(judged, loader, tc.bn_batches, epoch_tag=100_000 + epoch)
-            judged.eval()
-            good_maps = None
-            if level_frames is not None:  # half the level frames: a validation every other epoch must stay cheap
-                good_maps = score_images(judged, level_frames[: max(1, len(level_frames) // 2)], prior)[1]
-            widths = tc.level_widen_choices or inf.level_widen_px
-            figures, val_scores = validate(judged, vs, tc.smoothing_kernels, prior, good_maps, widths)
-            figures.update(epoch=epoch + 1, seconds=round(time.monotonic() - v0, 1))
-            selection.offer(judged, figures, val_scores)
+            figures = validate_epoch(judged, loader, vs, level_frames, prior, cfg, epoch, selection)
             line += f" | val image AUROC {figures['image_auroc']:.3f} (k{figures['kernel']})"
             line += f" pixel {figures['pixel_auroc']:.3f}"
             line += " COLLAPSED" if figures["collapsed"] else ""
@@ -285,16 +211,7 @@ def train(
             stop_reason = f"max-minutes {max_minutes} ({why})"
             break
 
-    model.to(memory_format=torch.contiguous_format)  # the checkpoint's tensors are plain contiguous ones
-    if selection.state is not None:
-        model.load_state_dict(selection.state)
-        cfg.inference.smoothing_kernel = selection.best["kernel"]  # the graph and the checkpoint use this one
-        cfg.inference.level_widen_px = selection.best.get("level_widen_px", inf.level_widen_px)
-    else:
-        if average is not None:
-            model.load_state_dict(average.module.state_dict())
-        recompute_bn_statistics(model, loader, tc.bn_batches, epoch_tag=200_000)
-    model.eval()
+    keep_weights(model, selection, average, loader, cfg)
     if level_frames is not None:  # the kept weights' normal level, from all the level frames
         good_maps = score_images(model, level_frames, prior)[1]
         level = normal_level(good_maps, cfg.inference.smoothing_kernel, inf.level_widen_px)
@@ -314,25 +231,62 @@ def train(
         validation=None if selection.best is None else {"kept": selection.best, "curve": selection.curve},
         baseline=baseline,
         roi_prior_png=None if prior is None else encode_mask(prior),
-        training={
-            "data": str(data_dir),
-            "seed": seed,
-            "epochs_run": len(history),
-            "stop": stop_reason,
-            "seconds": round(time.monotonic() - t0, 1),
-            "whole_image_roi": whole_image_roi,
-            "n_train": len(train_idx),
-            "n_holdout": len(hold_idx),
-            "precision": precision,
-            "channels_last": channels_last,
-            "ema_decay": tc.ema_decay,
-            "planned_epochs": budget.planned,
-            "plan_lowered": budget.lowered,
-            "s_per_step": round(sum(h["seconds"] for h in history) / max(1, len(history) * len(loader)), 3),
-            "validations": len(selection.curve),
-            "validation_seconds": round(sum(c["seconds"] for c in selection.curve), 1),
-            "final": {k: history[-1][k] for k in ("d", "gen", "con", "seg")},
-            "first": {k: history[0][k] for k in ("d", "gen", "con", "seg")},
-        },
+        training=training_record(
+            data_dir=data_dir,
+            seed=seed,
+            history=history,
+            stop=stop_reason,
+            seconds=time.monotonic() - t0,
+            whole_image_roi=whole_image_roi,
+            n_train=len(train_idx),
+            n_holdout=len(hold_idx),
+            precision=precision,
+            channels_last=channels_last,
+            cfg=cfg,
+            budget=budget,
+            selection=selection,
+            steps_per_epoch=len(loader),
+        ),
     )
     return save_checkpoint(Path(out), model, meta)
+
+
+def training_record(
+    *,
+    data_dir: Path,
+    seed: int,
+    history: list[dict],
+    stop: str,
+    seconds: float,
+    whole_image_roi: bool,
+    n_train: int,
+    n_holdout: int,
+    precision: str,
+    channels_last: bool,
+    cfg: GRDNetConfig,
+    budget: Budget,
+    selection: Selection,
+    steps_per_epoch: int,
+) -> dict:
+    """The checkpoint's ``training`` record (docs/design.md): what ran, how long, and why it stopped."""
+    losses = ("d", "gen", "con", "seg")
+    return {
+        "data": str(data_dir),
+        "seed": seed,
+        "epochs_run": len(history),
+        "stop": stop,
+        "seconds": round(seconds, 1),
+        "whole_image_roi": whole_image_roi,
+        "n_train": n_train,
+        "n_holdout": n_holdout,
+        "precision": precision,
+        "channels_last": channels_last,
+        "ema_decay": cfg.train.ema_decay,
+        "planned_epochs": budget.planned,
+        "plan_lowered": budget.lowered,
+        "s_per_step": round(sum(h["seconds"] for h in history) / max(1, len(history) * steps_per_epoch), 3),
+        "validations": len(selection.curve),
+        "validation_seconds": round(sum(c["seconds"] for c in selection.curve), 1),
+        "final": {k: history[-1][k] for k in losses},
+        "first": {k: history[0][k] for k in losses},
+    }

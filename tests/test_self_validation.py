@@ -11,8 +11,9 @@ from model.checkpoint import load_checkpoint
 from model.dataset import TrainSet, random_patch
 from model.grdnet import create_grdnet
 from model.inference import calibrate_threshold
+from model.keeping import Selection
 from model.roi_prior import fixed_roi
-from model.train import Selection, train
+from model.train import train
 from model.validation import build_validation_set, validate
 from model.vials import render_vial_frame
 from tests.conftest import images_loaded, run_cli, tiny_config

@@ -100,7 +100,7 @@ def _one_batch_loader(cfg, seed: int, n: int = 4, batch_size: int = 4):
 
 
 def test_recomputed_bn_statistics_make_eval_mode_match_the_trained_network():
-    from model.train import recompute_bn_statistics
+    from model.keeping import recompute_bn_statistics
 
     cfg = tiny_config()
     cfg.synthesis.probability, cfg.augment.rotation_deg, cfg.augment.hflip = 0.0, 0.0, 0.0
