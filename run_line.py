@@ -367,173 +367,189 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="run_line.py", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command")
 
-    d = sub.add_parser("demo", help="the embedded default: simulated vial cameras -> worker -> Redis")
-    d.add_argument("--frames", type=int, default=60, help="total frames over all cameras")
+    demo = sub.add_parser("demo", help="the embedded default: simulated vial cameras -> worker -> Redis")
+    demo.add_argument("--frames", type=int, default=60, help="total frames over all cameras")
     # the model judges 256 px frames at their native resolution: ~5 frames/s on 2 CPU cores, so 2 x 1.5 fps
     # keeps the demo real-time with room for the camera processes' rendering
-    d.add_argument("--fps", type=float, default=1.5, help="per camera")
-    d.add_argument("--cameras", type=int, default=2)
-    d.add_argument(
+    demo.add_argument("--fps", type=float, default=1.5, help="per camera")
+    demo.add_argument("--cameras", type=int, default=2)
+    demo.add_argument(
         "--no-carousel", action="store_true", help="frames only: no carousel, no unit decisions (docs/design.md 3.9)"
     )
-    _line_flags(d)
+    _line_flags(demo)
 
-    r = sub.add_parser("run", help="the live line as configured")
-    r.add_argument("--config", default="config/line.yaml")
-    r.add_argument("--require-challenge", action="store_true", help="refuse to start without a passed challenge")
-    r.add_argument(
+    run = sub.add_parser("run", help="the live line as configured")
+    run.add_argument("--config", default="config/line.yaml")
+    run.add_argument("--require-challenge", action="store_true", help="refuse to start without a passed challenge")
+    run.add_argument(
         "--role", default="all", choices=["all", "workers", "cameras"], help="this host's part of a split line"
     )
 
-    ch = sub.add_parser("challenge", help="known good and defective units through the configured line")
-    ch.add_argument("--set", required=True, help="dataset folder (docs/design.md 3.2): test/good and test/<defect>")
-    ch.add_argument("--config", default="config/line.yaml")
-    ch.add_argument("--camera", help="whose settings judge the set (default: the first camera)")
-    ch.add_argument("--max-frr", type=float, help="override challenge.max_frr")
+    challenge = sub.add_parser("challenge", help="known good and defective units through the configured line")
+    challenge.add_argument(
+        "--set", required=True, help="dataset folder (docs/design.md 3.2): test/good and test/<defect>"
+    )
+    challenge.add_argument("--config", default="config/line.yaml")
+    challenge.add_argument("--camera", help="whose settings judge the set (default: the first camera)")
+    challenge.add_argument("--max-frr", type=float, help="override challenge.max_frr")
 
-    c = sub.add_parser("chaos", help="the line under kills, a hang and a Redis restart, then an audit (3.8)")
-    c.add_argument("--seconds", type=float, default=26.0)
-    c.add_argument("--fps", type=float, default=1.0, help="per camera (2 cameras)")
-    c.add_argument("--checkpoint", default=str(_bundled()))
-    c.add_argument("--json")
+    chaos = sub.add_parser("chaos", help="the line under kills, a hang and a Redis restart, then an audit (3.8)")
+    chaos.add_argument("--seconds", type=float, default=26.0)
+    chaos.add_argument("--fps", type=float, default=1.0, help="per camera (2 cameras)")
+    chaos.add_argument("--checkpoint", default=str(_bundled()))
+    chaos.add_argument("--json")
 
-    ub = sub.add_parser("unit-bench", help="units per minute on a simulated carousel (docs/design.md 3.9)")
-    ub.add_argument("--rates", default="120,240,360,480", help="units per minute, comma separated")
-    ub.add_argument("--seconds", type=float, default=20.0, help="carousel time per rate")
-    ub.add_argument("--checkpoint", default=str(_bundled()))
-    ub.add_argument("--engine", default="auto", choices=KINDS)
-    ub.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
-    ub.add_argument("--json")
+    unit_bench = sub.add_parser("unit-bench", help="units per minute on a simulated carousel (docs/design.md 3.9)")
+    unit_bench.add_argument("--rates", default="120,240,360,480", help="units per minute, comma separated")
+    unit_bench.add_argument("--seconds", type=float, default=20.0, help="carousel time per rate")
+    unit_bench.add_argument("--checkpoint", default=str(_bundled()))
+    unit_bench.add_argument("--engine", default="auto", choices=KINDS)
+    unit_bench.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
+    unit_bench.add_argument("--json")
 
-    un = sub.add_parser("unit", help="one unit's decision and the frame verdicts behind it (docs/design.md 3.9)")
-    un.add_argument("id", type=int)
-    un.add_argument("--run", type=int, help="the run (tick 0, ns); default: the newest that decided the unit")
-    un.add_argument("--config", default="config/line.yaml")
+    unit = sub.add_parser("unit", help="one unit's decision and the frame verdicts behind it (docs/design.md 3.9)")
+    unit.add_argument("id", type=int)
+    unit.add_argument("--run", type=int, help="the run (tick 0, ns); default: the newest that decided the unit")
+    unit.add_argument("--config", default="config/line.yaml")
 
-    k = sub.add_parser("keys", help="make a ZeroMQ CURVE key pair for worker.curve (docs/design.md 3.3)")
-    k.add_argument("--out", required=True, help="folder for NAME.key and NAME.key_secret")
-    k.add_argument("--name", required=True, help="e.g. worker or camera")
+    keys = sub.add_parser("keys", help="make a ZeroMQ CURVE key pair for worker.curve (docs/design.md 3.3)")
+    keys.add_argument("--out", required=True, help="folder for NAME.key and NAME.key_secret")
+    keys.add_argument("--name", required=True, help="e.g. worker or camera")
 
-    rec = sub.add_parser("record", help="write a recorded stream (docs/design.md 3.4) from a source")
-    rec.add_argument("--out", required=True)
-    rec.add_argument("--frames", type=int, required=True, help="total over all cameras")
-    rec.add_argument("--source", default="synthetic", choices=["synthetic", "genicam", "replay"])
-    rec.add_argument("--fps", type=float, default=10.0)
-    rec.add_argument("--cameras", type=int, default=1, help="synthetic cameras")
-    rec.add_argument("--defect-rate", type=float, default=0.1)
-    rec.add_argument("--seed", type=int, default=0)
-    rec.add_argument("--cti", help="GenTL producer (default: the simulated viky.cti)")
-    rec.add_argument("--device", help="GenICam device: serial number, id, or #index")
-    rec.add_argument("--path", help="replay source: a recorded stream or an image folder")
+    record = sub.add_parser("record", help="write a recorded stream (docs/design.md 3.4) from a source")
+    record.add_argument("--out", required=True)
+    record.add_argument("--frames", type=int, required=True, help="total over all cameras")
+    record.add_argument("--source", default="synthetic", choices=["synthetic", "genicam", "replay"])
+    record.add_argument("--fps", type=float, default=10.0)
+    record.add_argument("--cameras", type=int, default=1, help="synthetic cameras")
+    record.add_argument("--defect-rate", type=float, default=0.1)
+    record.add_argument("--seed", type=int, default=0)
+    record.add_argument("--cti", help="GenTL producer (default: the simulated viky.cti)")
+    record.add_argument("--device", help="GenICam device: serial number, id, or #index")
+    record.add_argument("--path", help="replay source: a recorded stream or an image folder")
 
-    rp = sub.add_parser("replay", help="play a recorded stream or image folder through the line")
-    rp.add_argument("dir")
-    rp.add_argument("--rate", default="realtime", help="realtime | max | frames per second")
-    _line_flags(rp)
+    replay = sub.add_parser("replay", help="play a recorded stream or image folder through the line")
+    replay.add_argument("dir")
+    replay.add_argument("--rate", default="realtime", help="realtime | max | frames per second")
+    _line_flags(replay)
 
-    s = sub.add_parser("synth", help="write a synthetic product family as a dataset (docs/design.md 3.2)")
-    s.add_argument("--out", required=True)
-    s.add_argument("--product", default="vials", choices=["vials", "ampoule", "blister"], help="product family")
-    s.add_argument("--train", type=int, default=200, help="train/good images")
-    s.add_argument("--test", type=int, default=120, help="test images (half good, half defective)")
-    s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--size", type=int, default=256, help="rendered side in px")
+    synth = sub.add_parser("synth", help="write a synthetic product family as a dataset (docs/design.md 3.2)")
+    synth.add_argument("--out", required=True)
+    synth.add_argument("--product", default="vials", choices=["vials", "ampoule", "blister"], help="product family")
+    synth.add_argument("--train", type=int, default=200, help="train/good images")
+    synth.add_argument("--test", type=int, default=120, help="test images (half good, half defective)")
+    synth.add_argument("--seed", type=int, default=0)
+    synth.add_argument("--size", type=int, default=256, help="rendered side in px")
 
-    t = sub.add_parser("train", help="train GRD-Net; writes exactly --out (safetensors + JSON metadata)")
-    t.add_argument("--data", required=True)
-    t.add_argument("--out", required=True)
-    t.add_argument("--preset", default="cpu", help="model preset in config/models (cpu, paper)")
-    t.add_argument("--config", help="a model config YAML instead of a preset")
-    t.add_argument("--epochs", type=int)
-    t.add_argument("--max-minutes", type=float, help="stop at the last epoch boundary inside this budget")
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--bottleneck", choices=["crae", "drae"])
-    t.add_argument("--roi-variant", type=int, choices=[1, 2, 3, 4], help="ROI loss ablation case (default 2)")
-    t.add_argument("--whole-image-roi", action="store_true", help="ignore ROI masks: ROI = the whole image")
-    t.add_argument("--resize", action="store_true", help="scale images of another size to the model's native size")
+    train = sub.add_parser("train", help="train GRD-Net; writes exactly --out (safetensors + JSON metadata)")
+    train.add_argument("--data", required=True)
+    train.add_argument("--out", required=True)
+    train.add_argument("--preset", default="cpu", help="model preset in config/models (cpu, paper)")
+    train.add_argument("--config", help="a model config YAML instead of a preset")
+    train.add_argument("--epochs", type=int)
+    train.add_argument("--max-minutes", type=float, help="stop at the last epoch boundary inside this budget")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--bottleneck", choices=["crae", "drae"])
+    train.add_argument("--roi-variant", type=int, choices=[1, 2, 3, 4], help="ROI loss ablation case (default 2)")
+    train.add_argument("--whole-image-roi", action="store_true", help="ignore ROI masks: ROI = the whole image")
+    train.add_argument("--resize", action="store_true", help="scale images of another size to the model's native size")
 
-    e = sub.add_parser("evaluate", help="image/pixel AUROC, AUPRO, F1-max and operating-point rates")
-    e.add_argument("--data", required=True)
-    e.add_argument("--checkpoint", required=True)
-    e.add_argument("--json", help="write summary, per-class metrics and one row per test image")
-    e.add_argument("--report", help="folder for map overlays and the ROC plot")
-    e.add_argument(
+    evaluate = sub.add_parser("evaluate", help="image/pixel AUROC, AUPRO, F1-max and operating-point rates")
+    evaluate.add_argument("--data", required=True)
+    evaluate.add_argument("--checkpoint", required=True)
+    evaluate.add_argument("--json", help="write summary, per-class metrics and one row per test image")
+    evaluate.add_argument("--report", help="folder for map overlays and the ROC plot")
+    evaluate.add_argument(
         "--use-test-roi",
         action="store_true",
         help="multiply maps by the test ROI masks (default: the learned attention alone)",
     )
-    e.add_argument("--baseline", choices=["classic"], help="also score the stored classical peer, side by side")
-    e.add_argument("--resize", action="store_true", help="scale images of another size to the model's native size")
+    evaluate.add_argument("--baseline", choices=["classic"], help="also score the stored classical peer, side by side")
+    evaluate.add_argument(
+        "--resize", action="store_true", help="scale images of another size to the model's native size"
+    )
 
-    mb = sub.add_parser("model-bench", help="recipe benchmark: families x training seeds, model beside the baseline")
-    mb.add_argument("--out", required=True, help="folder for renders, checkpoints, results.json and results.md")
-    mb.add_argument("--families", default="vials,ampoule,blister")
-    mb.add_argument("--seeds", default="0,1,2", help="training seeds")
-    mb.add_argument("--max-minutes", type=float, default=10.0)
-    mb.add_argument("--train-seed", type=int, default=0, help="render seed of the training sets")
-    mb.add_argument("--eval-seed", type=int, default=11, help="render seed of the evaluation sets")
-    mb.add_argument("--eval-images", type=int, default=600, help="test images per evaluation set (half good)")
-    mb.add_argument(
+    model_bench = sub.add_parser(
+        "model-bench", help="recipe benchmark: families x training seeds, model beside the baseline"
+    )
+    model_bench.add_argument(
+        "--out", required=True, help="folder for renders, checkpoints, results.json and results.md"
+    )
+    model_bench.add_argument("--families", default="vials,ampoule,blister")
+    model_bench.add_argument("--seeds", default="0,1,2", help="training seeds")
+    model_bench.add_argument("--max-minutes", type=float, default=10.0)
+    model_bench.add_argument("--train-seed", type=int, default=0, help="render seed of the training sets")
+    model_bench.add_argument("--eval-seed", type=int, default=11, help="render seed of the evaluation sets")
+    model_bench.add_argument("--eval-images", type=int, default=600, help="test images per evaluation set (half good)")
+    model_bench.add_argument(
         "--calibrate-images", type=int, default=200, help="good frames `calibrate` sets a line threshold from (0: off)"
     )
-    mb.add_argument("--calibrate-seed", type=int, default=21, help="render seed of those good frames")
-    mb.add_argument("--reuse", action="store_true", help="evaluate checkpoints already in --out instead of training")
-    mb.add_argument("--preset", default="cpu")
-    mb.add_argument("--config", help="a model config YAML instead of a preset")
+    model_bench.add_argument("--calibrate-seed", type=int, default=21, help="render seed of those good frames")
+    model_bench.add_argument(
+        "--reuse", action="store_true", help="evaluate checkpoints already in --out instead of training"
+    )
+    model_bench.add_argument("--preset", default="cpu")
+    model_bench.add_argument("--config", help="a model config YAML instead of a preset")
 
-    cal = sub.add_parser("calibrate", help="set a checkpoint's threshold from good frames it never trained on")
-    cal.add_argument("--checkpoint", required=True)
-    cal.add_argument("--good", required=True, help="folder of good frames (or a dataset root: its train/good)")
-    cal.add_argument("--out", required=True, help="checkpoint to write (may be --checkpoint itself)")
-    cal.add_argument("--quantile", type=float, help="of the good scores: 1 - target FRR (default: the checkpoint's)")
-    cal.add_argument("--margin", type=float, help="added above it, in units of (quantile - median) (default 0.25)")
+    calibrate = sub.add_parser("calibrate", help="set a checkpoint's threshold from good frames it never trained on")
+    calibrate.add_argument("--checkpoint", required=True)
+    calibrate.add_argument("--good", required=True, help="folder of good frames (or a dataset root: its train/good)")
+    calibrate.add_argument("--out", required=True, help="checkpoint to write (may be --checkpoint itself)")
+    calibrate.add_argument(
+        "--quantile", type=float, help="of the good scores: 1 - target FRR (default: the checkpoint's)"
+    )
+    calibrate.add_argument(
+        "--margin", type=float, help="added above it, in units of (quantile - median) (default 0.25)"
+    )
 
-    x = sub.add_parser("export", help="checkpoint -> ONNX inference graph, verified against PyTorch")
-    x.add_argument("--checkpoint", required=True)
-    x.add_argument("--out", required=True)
-    x.add_argument("--max-batch", type=int, default=16)
-    x.add_argument("--fp16", action="store_true", help="compute in half inside the graph (TensorRT 11 FP16)")
+    export = sub.add_parser("export", help="checkpoint -> ONNX inference graph, verified against PyTorch")
+    export.add_argument("--checkpoint", required=True)
+    export.add_argument("--out", required=True)
+    export.add_argument("--max-batch", type=int, default=16)
+    export.add_argument("--fp16", action="store_true", help="compute in half inside the graph (TensorRT 11 FP16)")
 
-    q = sub.add_parser("quantize", help="INT8 copy of the cached graph for CPU engines, kept only if accurate")
-    q.add_argument("--checkpoint", required=True)
-    q.add_argument("--data", required=True, help="the product's training set: train/good calibrates")
-    q.add_argument("--eval", required=True, help="a labelled set training never saw: its test split gates")
-    q.add_argument("--cache", help="engine cache the line uses (default ~/.cache/grdnet-line, GRDNET_CACHE)")
-    q.add_argument("--calibration-images", type=int, default=64)
+    quantize = sub.add_parser("quantize", help="INT8 copy of the cached graph for CPU engines, kept only if accurate")
+    quantize.add_argument("--checkpoint", required=True)
+    quantize.add_argument("--data", required=True, help="the product's training set: train/good calibrates")
+    quantize.add_argument("--eval", required=True, help="a labelled set training never saw: its test split gates")
+    quantize.add_argument("--cache", help="engine cache the line uses (default ~/.cache/grdnet-line, GRDNET_CACHE)")
+    quantize.add_argument("--calibration-images", type=int, default=64)
 
-    b = sub.add_parser("build-engine", help="ONNX graph -> TensorRT plan + sidecar (needs a GPU and TensorRT)")
-    b.add_argument("--onnx", required=True)
-    b.add_argument("--out", required=True)
-    b.add_argument("--fp16", action="store_true")
-    b.add_argument("--max-batch", type=int, default=16)
-    b.add_argument("--timing-cache", help="timing cache file reused between builds (default: beside --out)")
+    build_engine = sub.add_parser(
+        "build-engine", help="ONNX graph -> TensorRT plan + sidecar (needs a GPU and TensorRT)"
+    )
+    build_engine.add_argument("--onnx", required=True)
+    build_engine.add_argument("--out", required=True)
+    build_engine.add_argument("--fp16", action="store_true")
+    build_engine.add_argument("--max-batch", type=int, default=16)
+    build_engine.add_argument("--timing-cache", help="timing cache file reused between builds (default: beside --out)")
 
-    n = sub.add_parser("bench", help="latency and throughput (--engine-only: the engines alone)")
-    n.add_argument("--engine-only", action="store_true")
-    n.add_argument(
+    bench = sub.add_parser("bench", help="latency and throughput (--engine-only: the engines alone)")
+    bench.add_argument("--engine-only", action="store_true")
+    bench.add_argument(
         "--gpu-check",
         metavar="DIR",
         help="GPU host: auto's choice, parity of every GPU engine vs ONNX Runtime CPU, speed by batch 1..64 for the "
         "cpu and paper presets -> DIR/gpu_check.json and .md",
     )
-    n.add_argument("--json")
-    n.add_argument("--checkpoint", default=str(_bundled()))
-    n.add_argument("--batches", default="1,2,4,8,16")
-    n.add_argument("--threads", type=int, help="CPU threads per engine (default: all cores)")
-    n.add_argument("--seconds", type=float, default=2.0, help="--engine-only: minimum timing per engine and batch")
-    n.add_argument("--report", help="folder for a Markdown summary and PNG plots")
-    n.add_argument("--engine", default="auto", choices=KINDS)
-    n.add_argument("--cameras", type=int, default=2)
-    n.add_argument(
+    bench.add_argument("--json")
+    bench.add_argument("--checkpoint", default=str(_bundled()))
+    bench.add_argument("--batches", default="1,2,4,8,16")
+    bench.add_argument("--threads", type=int, help="CPU threads per engine (default: all cores)")
+    bench.add_argument("--seconds", type=float, default=2.0, help="--engine-only: minimum timing per engine and batch")
+    bench.add_argument("--report", help="folder for a Markdown summary and PNG plots")
+    bench.add_argument("--engine", default="auto", choices=KINDS)
+    bench.add_argument("--cameras", type=int, default=2)
+    bench.add_argument(
         "--rate", type=float, default=3.0, help="default offered rate, frames/s over all cameras (the demo's)"
     )
-    n.add_argument("--max-batch", type=int, default=4)
-    n.add_argument("--max-wait-ms", type=float, default=2.0)
-    n.add_argument("--point-seconds", type=float, default=8.0, help="how long each offered rate runs")
-    n.add_argument(
+    bench.add_argument("--max-batch", type=int, default=4)
+    bench.add_argument("--max-wait-ms", type=float, default=2.0)
+    bench.add_argument("--point-seconds", type=float, default=8.0, help="how long each offered rate runs")
+    bench.add_argument(
         "--sweep", default="rate,batch,wait", help="rate, batch, wait, ledger, page (comma separated) or none"
     )
-    n.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
+    bench.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
     return p
 
 

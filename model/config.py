@@ -17,11 +17,13 @@ from model.errors import InputError
 PRESET_DIR = Path(__file__).resolve().parents[1] / "config" / "models"
 
 
-class _Strict(BaseModel):
+class StrictModel(BaseModel):
+    """Every config section: an unknown key is an error naming it, never silently ignored (model and line)."""
+
     model_config = ConfigDict(extra="forbid")
 
 
-class NetConfig(_Strict):
+class NetConfig(StrictModel):
     """Architecture of the generator, discriminator and discriminative U-Net."""
 
     image_size: int = Field(
@@ -56,7 +58,7 @@ class NetConfig(_Strict):
         return self.patch_size or self.image_size
 
 
-class AugmentConfig(_Strict):
+class AugmentConfig(StrictModel):
     """Geometric augmentation of training images (applied to image and ROI together)."""
 
     rotation_deg: float = Field(90.0, ge=0, le=180, description="uniform rotation in [-r, r] degrees")
@@ -64,7 +66,7 @@ class AugmentConfig(_Strict):
     vflip: float = Field(0.0, ge=0, le=1)
 
 
-class SynthesisConfig(_Strict):
+class SynthesisConfig(StrictModel):
     """Perlin-noise synthetic anomalies (DRAEM, as GRD-Net uses them)."""
 
     probability: float = Field(0.6, ge=0, le=1, description="share of training samples that get an anomaly")
@@ -82,7 +84,7 @@ class SynthesisConfig(_Strict):
     texture_dir: str | None = None
 
 
-class LossConfig(_Strict):
+class LossConfig(StrictModel):
     """Loss weights: L_gen = w_adv L_adv + w_con L_con + w_enc L_enc; plus the ROI focal term."""
 
     w_adv: float = 1.0
@@ -98,7 +100,7 @@ class LossConfig(_Strict):
     disc_reinit_below: float = Field(1e-5, description="re-initialise the discriminator under this loss")
 
 
-class TrainConfig(_Strict):
+class TrainConfig(StrictModel):
     """Optimiser and schedule (paper: Adam 1e-4, betas (0.5, 0.999), reduce-on-plateau patience 3)."""
 
     epochs: int = Field(30, ge=1)
@@ -183,7 +185,7 @@ class TrainConfig(_Strict):
     )
 
 
-class InferenceConfig(_Strict):
+class InferenceConfig(StrictModel):
     """Post-processing of the anomaly map into an image score (DRAEM: 21x21 mean filter, then max)."""
 
     smoothing_kernel: int = Field(21, ge=1)
@@ -197,7 +199,7 @@ class InferenceConfig(_Strict):
     level_widen_px: int = Field(6, ge=0, description="the normal level is dilated by this much for jitter")
 
 
-class GRDNetConfig(_Strict):
+class GRDNetConfig(StrictModel):
     """Everything needed to build, train and run one GRD-Net."""
 
     name: str = "cpu"

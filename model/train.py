@@ -32,11 +32,11 @@ from model.validation import build_validation_set
 
 def split_holdout(n: int, cfg: GRDNetConfig, seed: int, where: Path) -> tuple[np.ndarray, np.ndarray]:
     """Indices (train, holdout): a seeded slice of train/good kept out for self-validation and calibration."""
-    t = cfg.train
+    tc = cfg.train
     order = np.random.default_rng(seed).permutation(n)
-    if t.holdout_fraction == 0:
+    if tc.holdout_fraction == 0:
         return order, order[:0]
-    n_hold = max(t.min_holdout, round(t.holdout_fraction * n))
+    n_hold = max(tc.min_holdout, round(tc.holdout_fraction * n))
     if n - n_hold < 2:
         raise DatasetError(
             f"{where}: {n} good images are too few to hold {n_hold} out for validation and keep 2 for training; "

@@ -7,35 +7,32 @@ from typing import Literal
 from urllib.parse import urlparse
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, model_validator
 
 from engines.select import KINDS  # light: no runtime is imported until an engine is opened
 from model.checkpoint import BUNDLED_CHECKPOINT
+from model.config import StrictModel
 from model.errors import InputError
 from pipeline.wire import CAMERA_NAME
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class Slots(_Strict):
+class Slots(StrictModel):
     """Carousel positions: a frame's slot = first + (counter mod count)."""
 
     first: int = 0
     count: int = Field(24, ge=1)
 
 
-class Trigger(_Strict):
+class Trigger(StrictModel):
     selector: str = "FrameStart"
     mode: Literal["On", "Off"] = "On"
     source: str = "Line0"
     activation: str = "RisingEdge"
 
 
-class SyntheticSource(_Strict):
+class SyntheticSource(StrictModel):
     product: Literal["vials", "ampoule", "blister"] = "vials"
     size: int = Field(256, ge=32)
     defect_rate: float = Field(0.1, ge=0, le=1)
@@ -48,7 +45,7 @@ class SyntheticSource(_Strict):
     )
 
 
-class GenICamSource(_Strict):
+class GenICamSource(StrictModel):
     cti: str | None = Field(None, description="GenTL producer; default: the genicam wheel's simulated viky.cti")
     serial_number: str | None = None
     device_id: str | None = None
@@ -67,7 +64,7 @@ class GenICamSource(_Strict):
     reconnect_max_s: float = Field(30.0, gt=0)
 
 
-class ReplaySource(_Strict):
+class ReplaySource(StrictModel):
     path: str
     rate: str = Field("realtime", description="realtime | max | a number of frames per second")
     loop: bool = False
@@ -83,7 +80,7 @@ class ReplaySource(_Strict):
         return self
 
 
-class CameraConfig(_Strict):
+class CameraConfig(StrictModel):
     name: str = Field(pattern=f"^{CAMERA_NAME.pattern}$", description="letters, digits, _ . -; at most 64")
     source: Literal["synthetic", "genicam", "replay"] = "synthetic"
     fps: float = Field(10.0, gt=0, description="synthetic pace; genicam frame rate when frame_rate is unset")
@@ -108,13 +105,13 @@ class CameraConfig(_Strict):
         return self
 
 
-class Archive(_Strict):
+class Archive(StrictModel):
     enabled: bool = True
     dir: str = "runs/rejects"
     max_mb: float = Field(200.0, gt=0)
 
 
-class CurveKeys(_Strict):
+class CurveKeys(StrictModel):
     """ZeroMQ CURVE on tcp endpoints (``run_line.py keys`` makes the files; ipc stays plain)."""
 
     server_secret: str = Field(description="the worker's key pair (.key_secret); workers read it")
@@ -123,7 +120,7 @@ class CurveKeys(_Strict):
     clients_dir: str = Field(description="folder of public keys (.key) allowed to connect; workers read it")
 
 
-class WorkerConfig(_Strict):
+class WorkerConfig(StrictModel):
     endpoints: list[str] = Field(default_factory=lambda: ["ipc:///tmp/grdnet-worker0.sock"], min_length=1)
     checkpoint: str = str(BUNDLED_CHECKPOINT)
     engine: Literal[KINDS] = "auto"  # engines/select.KINDS: one list for the CLI, the config and the selector
@@ -155,7 +152,7 @@ class WorkerConfig(_Strict):
         return self
 
 
-class RedisConfig(_Strict):
+class RedisConfig(StrictModel):
     url: str = "redis://127.0.0.1:6379/0"
     stream: str = "grdnet:verdicts"
     maxlen: int = Field(1_000_000, ge=1)
@@ -167,7 +164,7 @@ class RedisConfig(_Strict):
     tls_key_file: str | None = None
 
 
-class LedgerConfig(_Strict):
+class LedgerConfig(StrictModel):
     """Every frame a camera sends is recorded before it is sent; the reconciler writes a ``lost`` reject for a
     recorded frame that has no verdict ``grace_s`` after its deadline (docs/design.md 3.8)."""
 
@@ -178,7 +175,7 @@ class LedgerConfig(_Strict):
     buffer_max: int = Field(100_000, ge=1, description="ledger entries a camera keeps while Redis is away")
 
 
-class MetricsConfig(_Strict):
+class MetricsConfig(StrictModel):
     enabled: bool = True
     host: str = "127.0.0.1"
     worker_port: int = Field(9108, ge=0, description="worker i serves on worker_port + i; 0 = any free port")
@@ -186,7 +183,7 @@ class MetricsConfig(_Strict):
     reconciler_port: int = Field(9130, ge=0, description="the reconciler's endpoint; 0 = any free port")
 
 
-class PageConfig(_Strict):
+class PageConfig(StrictModel):
     """The live line page (docs/design.md 3.10): read-only, served by the line on loopback unless told otherwise."""
 
     enabled: bool = True
@@ -200,7 +197,7 @@ class PageConfig(_Strict):
     camera_stale_s: float = Field(3.0, gt=0, description="alarm: a camera that sent nothing for this long")
 
 
-class CarouselConfig(_Strict):
+class CarouselConfig(StrictModel):
     """The rotary carousel (docs/design.md 3.9): one unit per pitch; stations and ejector in pitches from the load
     point. With it, a synthetic camera is triggered by the encoder and the aggregator decides units."""
 
@@ -231,7 +228,7 @@ class CarouselConfig(_Strict):
         return 60_000.0 / self.units_per_minute
 
 
-class ChallengeConfig(_Strict):
+class ChallengeConfig(StrictModel):
     """The start-of-shift challenge (``run_line.py challenge``; ``run --require-challenge`` checks its record)."""
 
     records_dir: str = "runs/challenge"
@@ -239,7 +236,7 @@ class ChallengeConfig(_Strict):
     max_age_h: float = Field(12.0, gt=0, description="a record older than this does not open production")
 
 
-class LineConfig(_Strict):
+class LineConfig(StrictModel):
     cameras: list[CameraConfig] = Field(min_length=1)
     worker: WorkerConfig = Field(default_factory=WorkerConfig)
     redis: RedisConfig = Field(default_factory=RedisConfig)
