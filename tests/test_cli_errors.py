@@ -1,5 +1,5 @@
 """The command line prints the project's own errors as one line (exit 2) and lets anything else crash with its
-traceback: a bug must not look like bad input (STYLE.md 1)."""
+traceback: a bug must not look like bad input."""
 
 import pytest
 
