@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from model import train as train_module
-from model.budget import Budget, cosine_factor
+from model.budget import Budget, cosine_factor, typical_seconds
 from model.checkpoint import load_checkpoint, read_meta
 from model.config import load_preset
 from model.grdnet import create_grdnet
@@ -172,6 +172,22 @@ def test_plan_fits_the_time_limit_with_spare_and_is_lowered_only_when_the_machin
     late = Budget(epochs=60, steps_per_epoch=10, max_seconds=600.0)
     late.replan(2, 590.0, 10.0, 0.0, 0.0, none)
     assert late.planned == 2 and late.total() == 2, "nothing more fits: the epoch just run is the last"
+
+
+def test_one_slow_epoch_costs_its_own_time_not_the_plan():
+    assert typical_seconds([3.0, 1.0, 2.0]) == 2.0 and typical_seconds([1.0, 4.0]) == 2.5
+    none = lambda done, n: 0  # noqa: E731
+    b = Budget(epochs=60, steps_per_epoch=10, max_seconds=600.0)
+    b.replan(2, 30.0, 10.0, 0.0, 0.0, none)
+    assert b.planned == 56
+    steady = [10.0, 10.0, 40.0, 10.0, 10.0]  # epochs 2-6; epoch 4 slowed by another process for 30 s
+    elapsed = 20.0 + sum(steady)  # 100 s after epoch 6
+    b.replan(6, elapsed, typical_seconds(steady), 0.0, 0.0, none)
+    assert b.planned == 56 and b.lowered == 0, "100 + 50 x 10 still fits: the lost 30 s came out of the spare"
+    assert not b.fits(56, 6, elapsed, max(steady), 0.0, 0.0, none), "the slowest epoch as the rate would lower it"
+    slower = [10.0, 10.0, 13.0, 13.0, 13.0]  # a lasting slowdown moves the median: the plan is lowered
+    b.replan(6, 20.0 + sum(slower), typical_seconds(slower), 0.0, 0.0, none)
+    assert b.planned == 46 and b.lowered == 1  # 79 + 40 x 13 <= 600 < 79 + 41 x 13
 
 
 def test_a_time_limited_run_stops_at_its_plan_with_the_lr_annealed(tiny_data, tmp_path, monkeypatch):
