@@ -62,8 +62,8 @@ class Budget:
 
 def typical_seconds(times: list[float]) -> float:
     """What an epoch (or a validation) costs, for planning: the median of those measured. The slowest one was
-    used until 2026-12-06: one epoch slowed by another process then counted for every epoch left, and a vials run
-    whose machine was busy for about a minute lowered its plan to 14 epochs and ended at 353 s of its 600. The
+    used until 2026-12-06: an epoch slowed by other work then counted for every epoch left, and a vials run with a
+    few minutes of other work beside it lowered its plan to 14 epochs and ended at 353 s of its 600. The
     time such an epoch lost is in the elapsed seconds already; a lasting slowdown moves the median."""
     ordered = sorted(times)
     mid = len(ordered) // 2
