@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-import model.train as train_module
+import model.keeping as keeping_module
 from model.baseline import deviation_maps, fit_baseline
 from model.checkpoint import load_checkpoint
 from model.dataset import TrainSet, random_patch
@@ -97,13 +97,13 @@ def test_selection_with_a_tolerance_prefers_later_epochs_within_it_of_the_best_s
 
 def test_training_records_the_curve_keeps_its_best_epoch_and_stops_early(tiny_data, tmp_path, monkeypatch):
     aurocs = iter([0.9, 0.8, 0.7, 0.95])
-    real_validate = train_module.validate
+    real_validate = keeping_module.validate
 
     def scripted(model, vs, *args, **kwargs):
         figures, scores = real_validate(model, vs, *args, **kwargs)
         return {**figures, "image_auroc": next(aurocs, 0.5), "collapsed": False}, scores
 
-    monkeypatch.setattr(train_module, "validate", scripted)
+    monkeypatch.setattr(keeping_module, "validate", scripted)
     cfg = tiny_config()
     cfg.train.epochs, cfg.train.early_stop_patience, cfg.train.validate_from = 10, 2, 0.0
     meta = train(tiny_data, tmp_path / "m.safetensors", cfg, seed=0, progress=False)
