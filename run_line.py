@@ -14,7 +14,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from engines.select import KINDS  # light: no runtime is imported until an engine is opened
-from model.errors import GrdnetError, InputError
+from model.errors import GrdnetError, InputError, first_error
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
 
@@ -571,8 +571,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except ValidationError as exc:  # a config the command built from its flags
-        err = exc.errors()[0]
-        print(f"error: {'.'.join(str(p) for p in err['loc'])}: {err['msg']}", file=sys.stderr)
+        print(f"error: {first_error(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

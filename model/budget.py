@@ -12,6 +12,7 @@ same count train the same weights; the plan is lowered only when the machine slo
 from __future__ import annotations
 
 import math
+import statistics
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -65,9 +66,7 @@ def typical_seconds(times: list[float]) -> float:
     used until 2026-12-06: an epoch slowed by other work then counted for every epoch left, and a vials run with a
     few minutes of other work beside it lowered its plan to 14 epochs and ended at 353 s of its 600. The
     time such an epoch lost is in the elapsed seconds already; a lasting slowdown moves the median."""
-    ordered = sorted(times)
-    mid = len(ordered) // 2
-    return ordered[mid] if len(ordered) % 2 else 0.5 * (ordered[mid - 1] + ordered[mid])
+    return statistics.median(times)
 
 
 def cosine_factor(fraction: float, floor: float) -> float:

@@ -18,7 +18,7 @@ from safetensors.torch import load_file, save_file
 
 from model.baseline import ClassicBaseline
 from model.config import GRDNetConfig
-from model.errors import GrdnetError
+from model.errors import GrdnetError, first_error
 from model.grdnet import GRDNet, create_grdnet
 from model.roi_prior import decode_mask
 
@@ -101,10 +101,8 @@ def read_meta(path: Path) -> CheckpointMeta:
     try:
         return CheckpointMeta.model_validate(json.loads(raw))
     except ValidationError as exc:
-        err = exc.errors()[0]
-        key = ".".join(str(p) for p in err["loc"])
         raise CheckpointError(
-            f"{path}: bad checkpoint metadata: {key}: {err['msg']} (written by another version of this code?)"
+            f"{path}: bad checkpoint metadata: {first_error(exc)} (written by another version of this code?)"
         ) from exc
     except ValueError as exc:
         raise CheckpointError(f"{path}: bad checkpoint metadata: {exc}") from exc

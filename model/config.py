@@ -12,7 +12,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from model.errors import InputError
+from model.errors import InputError, first_error
 
 PRESET_DIR = Path(__file__).resolve().parents[1] / "config" / "models"
 
@@ -224,9 +224,7 @@ def load_config_file(path: Path) -> GRDNetConfig:
     try:
         return GRDNetConfig.model_validate(raw)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        key = ".".join(str(p) for p in err["loc"])
-        raise InputError(f"{path}: {key}: {err['msg']}") from exc
+        raise InputError(f"{path}: {first_error(exc)}") from exc
 
 
 def load_preset(name: str) -> GRDNetConfig:

@@ -19,3 +19,10 @@ class InputError(GrdnetError, ValueError):
 class SetupError(GrdnetError, RuntimeError):
     """The machine lacks a program, package, device or service the command needs; the message says how to get it,
     or a process the command started did not come up."""
+
+
+def first_error(exc) -> str:
+    """``key.path: message`` of a pydantic ``ValidationError``'s first error: how every config, checkpoint and
+    flag refusal names the field at fault in one line."""
+    err = exc.errors()[0]
+    return f"{'.'.join(str(p) for p in err['loc']) or '(top level)'}: {err['msg']}"

@@ -12,7 +12,7 @@ from pydantic import Field, ValidationError, model_validator
 from engines.select import KINDS  # light: no runtime is imported until an engine is opened
 from model.checkpoint import BUNDLED_CHECKPOINT
 from model.config import StrictModel
-from model.errors import InputError
+from model.errors import InputError, first_error
 from pipeline.wire import CAMERA_NAME
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
@@ -282,6 +282,4 @@ def load_line_config(path: Path) -> LineConfig:
     try:
         return LineConfig.model_validate(raw or {})
     except ValidationError as exc:
-        err = exc.errors()[0]
-        key = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        raise InputError(f"{path}: {key}: {err['msg']}") from exc
+        raise InputError(f"{path}: {first_error(exc)}") from exc
