@@ -38,6 +38,7 @@ def cmd_synth(a: argparse.Namespace) -> int:
 
 @command("train")
 def cmd_train(a: argparse.Namespace) -> int:
+    from model.candidates import candidates_table, check_can_rank, train_candidates
     from model.config import load_config_file, load_preset
     from model.train import train
 
@@ -48,9 +49,16 @@ def cmd_train(a: argparse.Namespace) -> int:
         cfg.net.bottleneck = a.bottleneck
     if a.roi_variant:
         cfg.loss.roi_variant = a.roi_variant
-    meta = train(
-        Path(a.data), Path(a.out), cfg, a.max_minutes, a.seed, whole_image_roi=a.whole_image_roi, resize=a.resize
-    )
+    options = {"whole_image_roi": a.whole_image_roi, "resize": a.resize}
+    if a.candidates < 1:
+        raise InputError(f"--candidates {a.candidates}: give 1 or more runs")
+    if a.candidates == 1:
+        meta = train(Path(a.data), Path(a.out), cfg, a.max_minutes, a.seed, **options)
+    else:
+        check_can_rank(cfg, a.config or f"preset {a.preset}")
+        seeds = list(range(a.seed, a.seed + a.candidates))
+        meta, rows = train_candidates(Path(a.data), Path(a.out), cfg, seeds, a.max_minutes, **options)
+        print(candidates_table(rows, meta.training["chosen_seed"]))
     t, c = meta.training, meta.calibration
     print(
         f"wrote {a.out}: id {meta.id}, {t['epochs_run']} epochs in {t['seconds']:.0f} s ({t['stop']}), "
@@ -449,6 +457,13 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--epochs", type=int)
     train.add_argument("--max-minutes", type=float, help="stop at the last epoch boundary inside this budget")
     train.add_argument("--seed", type=int, default=0)
+    train.add_argument(
+        "--candidates",
+        type=int,
+        default=1,
+        help="train N runs (seeds --seed .. --seed+N-1, each under --max-minutes) and keep the one self-validation "
+        "ranks first",
+    )
     train.add_argument("--bottleneck", choices=["crae", "drae"])
     train.add_argument("--roi-variant", type=int, choices=[1, 2, 3, 4], help="ROI loss ablation case (default 2)")
     train.add_argument("--whole-image-roi", action="store_true", help="ignore ROI masks: ROI = the whole image")

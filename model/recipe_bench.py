@@ -107,6 +107,14 @@ _OPERATING = ("escape_rate", "false_reject_rate_plain_good", "false_reject_rate_
 _SUMMARY = ("image_auroc", "pixel_auroc", "false_reject_rate", "best_escape_at_frr_0.02", *_OPERATING)
 
 
+def self_validated_pick(rows: list[dict]) -> dict | None:
+    """The seed ``train --candidates`` would keep of these (model/candidates.py: sound first, then the
+    self-validation image AUROC); None when a row has no self-validation."""
+    if any(r.get("self_val_image_auroc") is None for r in rows):
+        return None
+    return max(rows, key=lambda r: (not r.get("collapsed"), r["self_val_image_auroc"]))
+
+
 def markdown(rows: list[dict]) -> str:
     """Per family: every seed, then the mean and the worst seed (lowest image AUROC)."""
     cols = [
@@ -141,10 +149,12 @@ def markdown(rows: list[dict]) -> str:
             lines.append(f"| {family} | " + " | ".join(fmt(r, k) for _, k in cols) + f" | {per} |")
         mean = {k: statistics.fmean(r[k] for r in fam) for _, k in cols[1:-1] if all(r.get(k) is not None for r in fam)}
         worst = min(fam, key=lambda r: r["image_auroc"])
+        picked = self_validated_pick(fam)
+        pick = "" if picked is None else f"; self-validation keeps seed {picked['seed']}: {picked['image_auroc']:.3f}"
         lines.append(
             f"| {family} | **mean** | "
             + " | ".join(f"{mean[k]:.3f}" if k in mean else "-" for _, k in cols[1:-1])
-            + f" | | worst seed {worst['seed']}: image AUROC {worst['image_auroc']:.3f} |"
+            + f" | | worst seed {worst['seed']}: image AUROC {worst['image_auroc']:.3f}{pick} |"
         )
     return "\n".join(lines) + "\n"
 

@@ -116,8 +116,12 @@ def train(
     whole_image_roi: bool = False,
     progress: bool = True,
     resize: bool = False,
+    holdout_seed: int | None = None,
 ) -> CheckpointMeta:
-    """Train on ``data_dir/train/good`` and write exactly ``out``; returns the checkpoint's metadata."""
+    """Train on ``data_dir/train/good`` and write exactly ``out``; returns the checkpoint's metadata.
+
+    ``holdout_seed`` (default ``seed``) picks the held-out good images and their validation marks: runs that
+    share it are self-validated on the same set, so their figures compare (model/candidates.py)."""
     torch.manual_seed(seed)
     t0 = time.monotonic()
     cfg = cfg.model_copy(deep=True)  # self-validation may choose the smoothing kernel: never the caller's object
@@ -128,7 +132,8 @@ def train(
     if channels_last:
         model.to(memory_format=torch.channels_last)
     samples = index_split(Path(data_dir), "train")
-    train_idx, hold_idx = split_holdout(len(samples), cfg, seed, Path(data_dir) / "train" / "good")
+    hold_seed = seed if holdout_seed is None else holdout_seed
+    train_idx, hold_idx = split_holdout(len(samples), cfg, hold_seed, Path(data_dir) / "train" / "good")
     images, rois = load_train_images(samples, net.image_size, net.channels, whole_image_roi, resize)
     ds = TrainSet(
         images=images[train_idx],
@@ -145,7 +150,7 @@ def train(
     prior = baseline_roi if inf.roi_prior else None
     level_frames = images[train_idx][level_indices(len(train_idx), inf.level_images)] if inf.level_images else None
     vs = (
-        build_validation_set(images[hold_idx], rois[hold_idx], seed, tc.val_defects_per_image)
+        build_validation_set(images[hold_idx], rois[hold_idx], hold_seed, tc.val_defects_per_image)
         if len(hold_idx)
         else None
     )
@@ -238,6 +243,7 @@ def train(
         training=training_record(
             data_dir=data_dir,
             seed=seed,
+            holdout_seed=hold_seed,
             history=history,
             stop=stop_reason,
             seconds=time.monotonic() - t0,
@@ -259,6 +265,7 @@ def training_record(
     *,
     data_dir: Path,
     seed: int,
+    holdout_seed: int,
     history: list[dict],
     stop: str,
     seconds: float,
@@ -277,6 +284,7 @@ def training_record(
     return {
         "data": str(data_dir),
         "seed": seed,
+        "holdout_seed": holdout_seed,
         "epochs_run": len(history),
         "stop": stop,
         "seconds": round(seconds, 1),

@@ -184,18 +184,22 @@ def test_dense_bottleneck_cannot_train_on_patches():
 def test_model_bench_table_gives_every_seed_the_mean_and_the_worst():
     from model.recipe_bench import markdown
 
-    def row(seed: int, auroc: float) -> dict:
-        keys = ("pixel_auroc", "self_val_image_auroc", "escape_rate", "baseline_image_auroc")
+    def row(seed: int, auroc: float, self_val: float = 0.5) -> dict:
+        keys = ("pixel_auroc", "escape_rate", "baseline_image_auroc")
         return {
             "family": "ampoule", "seed": seed, "image_auroc": auroc, **dict.fromkeys(keys, 0.5),
+            "self_val_image_auroc": self_val, "collapsed": False,
             "false_reject_rate_plain_good": 0.0, "false_reject_rate_outside_roi_good": 0.1,
             "epochs": 10, "kept_epoch": 8, "per_class_image_auroc": {"crack": auroc},
         }  # fmt: skip
 
-    table = markdown([row(0, 0.9), row(1, 0.7), row(2, 0.8)])
+    table = markdown([row(0, 0.9, 0.6), row(1, 0.7, 0.5), row(2, 0.8, 0.8)])
     lines = table.splitlines()
     assert len(lines) == 2 + 3 + 1 and "| ampoule | **mean** | 0.800 |" in lines[-1]
     assert "worst seed 1: image AUROC 0.700" in lines[-1] and "crack 0.700" in lines[3]
+    assert "self-validation keeps seed 2: 0.800" in lines[-1]  # what train --candidates 3 would have kept
+    collapsed = [row(0, 0.9, 0.6), row(1, 0.7, 0.9) | {"collapsed": True}]
+    assert "self-validation keeps seed 0: 0.900" in markdown(collapsed)
 
 
 def test_roi_prior_is_where_training_rois_agree_widened_and_survives_the_png():
