@@ -60,6 +60,28 @@ class Budget:
         self.lowered += self.planned is not None
         self.planned = n
 
+    def after_epoch(
+        self,
+        done: int,
+        elapsed_s: float,
+        epoch_times: list[float],
+        val_times: list[float],
+        final_validations: float,
+        validations: Callable,
+    ) -> bool:
+        """After epoch ``done`` (``elapsed_s`` into the run): replan on the typical epoch and validation, and
+        say whether the hard limit ends the run now. The first epoch's time counts only while it is the one
+        measured (it pays start-up costs); the work after the loop costs ``final_validations`` validations. The
+        hard limit: the next epoch, its validation and that work must fit even if each is the slowest seen."""
+        steady = epoch_times[1:] or epoch_times
+        epoch_s = typical_seconds(steady)
+        val_s = typical_seconds(val_times) if val_times else epoch_s
+        self.replan(done, elapsed_s, epoch_s, val_s, final_validations * val_s, validations)
+        if self.max_seconds is None:
+            return False
+        worst_val = max(val_times, default=max(steady))
+        return elapsed_s + max(steady) + (1 + final_validations) * worst_val > self.max_seconds
+
 
 def typical_seconds(times: list[float]) -> float:
     """What an epoch (or a validation) costs, for planning: the median of those measured. The slowest one was

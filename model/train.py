@@ -15,7 +15,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from model.baseline import fit_baseline
-from model.budget import Budget, cosine_factor, typical_seconds
+from model.budget import Budget, cosine_factor
 from model.calibration import calibrate
 from model.checkpoint import CheckpointMeta, save_checkpoint
 from model.config import GRDNetConfig
@@ -192,16 +192,11 @@ def train(
         # plan the epochs the time limit fits (model/budget.py); stop when they are done, or when the next epoch,
         # its validation and the work after the loop would no longer fit (a machine that slowed past the plan's
         # spare); the last epoch is validated whatever the cadence: it has the lowest lr
-        steady = [h["seconds"] for h in history[1:] or history]  # the first epoch pays start-up costs
-        vals = [c["seconds"] for c in selection.curve]
-        epoch_s = typical_seconds(steady)
-        val_s = typical_seconds(vals) if vals else epoch_s
         final = 1.5 if level_frames is not None else 0.0  # the level after the loop: ~1.5 validations
-        elapsed = time.monotonic() - t0
-        budget.replan(epoch + 1, elapsed, epoch_s, val_s, final * val_s, validations_between)
-        # the hard limit: the next epoch must fit even if it and its validation are the slowest seen so far
-        worst_val = max(vals, default=max(steady))
-        out_of_time = max_minutes is not None and elapsed + max(steady) + (1 + final) * worst_val > max_minutes * 60
+        epoch_times, val_times = [h["seconds"] for h in history], [c["seconds"] for c in selection.curve]
+        out_of_time = budget.after_epoch(
+            epoch + 1, time.monotonic() - t0, epoch_times, val_times, final, validations_between
+        )
         last = epoch + 1 >= budget.total() or out_of_time
         due = validation_due(epoch + 1, budget.total())
         if vs is not None and tc.validate_every and (due or last):

@@ -190,6 +190,23 @@ def test_one_slow_epoch_costs_its_own_time_not_the_plan():
     assert b.planned == 46 and b.lowered == 1  # 79 + 40 x 13 <= 600 < 79 + 41 x 13
 
 
+def test_after_epoch_plans_on_the_median_and_stops_when_the_slowest_next_epoch_would_not_fit():
+    none = lambda done, n: 0  # noqa: E731
+    b = Budget(epochs=60, steps_per_epoch=10, max_seconds=600.0)
+    assert not b.after_epoch(1, 20.0, [20.0], [], 0.0, none) and b.planned is None
+    assert not b.after_epoch(2, 30.0, [20.0, 10.0], [], 0.0, none)
+    assert b.planned == 56, "the first epoch's start-up costs are left out once a steady one is measured"
+    times = [20.0, 10.0, 10.0, 40.0, 10.0, 10.0]  # epoch 4 slowed by another process for 30 s
+    assert not b.after_epoch(6, 100.0, times, [], 0.0, none)
+    assert b.planned == 56 and b.lowered == 0, "one slow epoch costs its own time, not the plan"
+    # 555 s in: the slowest epoch seen (40 s) and a validation as long (none measured yet) would end past 600 s
+    assert b.after_epoch(40, 555.0, times, [], 0.0, none)
+    assert not b.after_epoch(40, 555.0, [20.0, *[10.0] * 39], [], 0.0, none)
+    validated = [20.0, *[10.0] * 39]  # with validations of 5 s, the slowest counts for the next and 1.5 after
+    assert b.after_epoch(40, 570.0, validated, [5.0, 12.0], 1.5, none)  # 570 + 10 + 2.5 x 12 > 600
+    assert not Budget(epochs=60, steps_per_epoch=10).after_epoch(40, 1e9, validated, [], 0.0, none), "no limit"
+
+
 def test_a_time_limited_run_stops_at_its_plan_with_the_lr_annealed(tiny_data, tmp_path, monkeypatch):
     seen = []
     real_set_lr = train_module.set_lr
