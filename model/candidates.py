@@ -1,11 +1,11 @@
 """``train --candidates N``: train one recipe under N seeds and keep the run self-validation ranks first.
 
 The same recipe, data and time limit give models whose image AUROC differs by up to 0.16 between training seeds
-(docs/results.md), and a customer has no labelled defects to tell them apart. Self-validation can: over the five
-benchmarks of 2026-12-02..06 its first of three seeds was the best on the vials 4 times of 5 and on the ampoule
-5 of 5, but on the blister (the family held out while choosing the recipe) only once, and the worst 3 times.
-So this buys the vials and the ampoule their best seed for N times the training time and is no remedy on every
-product; docs/results.md carries the figures.
+(docs/results.md), and a customer has no labelled defects to tell them apart. Self-validation can, in part:
+over five independent benchmark sets of three seeds (2026-12-02..06) its first seed was the best or within 0.01
+of it on the vials 3 times of 5 and on the ampoule 5 of 5, but on the blister (held out while choosing the
+recipe) only 2 of 5. So this buys the ampoule its best seed for N times the training time and is no remedy on
+every product; docs/results.md carries the figures.
 
 Every candidate holds out the same good images and marks them with the same validation generator (the first
 seed's), so their figures compare like with like. Only the chosen checkpoint is written, at exactly ``out``; its
