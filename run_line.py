@@ -38,7 +38,7 @@ def cmd_synth(a: argparse.Namespace) -> int:
 
 @command("train")
 def cmd_train(a: argparse.Namespace) -> int:
-    from model.candidates import candidates_table, check_can_rank, train_candidates
+    from model.candidates import candidates_table, train_candidates
     from model.config import load_config_file, load_preset
     from model.train import train
 
@@ -55,9 +55,9 @@ def cmd_train(a: argparse.Namespace) -> int:
     if a.candidates == 1:
         meta = train(Path(a.data), Path(a.out), cfg, a.max_minutes, a.seed, **options)
     else:
-        check_can_rank(cfg, a.config or f"preset {a.preset}")
         seeds = list(range(a.seed, a.seed + a.candidates))
-        meta, rows = train_candidates(Path(a.data), Path(a.out), cfg, seeds, a.max_minutes, **options)
+        where = a.config or f"preset {a.preset}"
+        meta, rows = train_candidates(Path(a.data), Path(a.out), cfg, seeds, a.max_minutes, where=where, **options)
         print(candidates_table(rows, meta.training["chosen_seed"]))
     t, c = meta.training, meta.calibration
     print(

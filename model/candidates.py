@@ -23,13 +23,17 @@ from model.errors import InputError
 from model.train import train
 
 
-def candidate_rank(meta: CheckpointMeta) -> tuple[bool, float, float]:
-    """Sort key of a trained run: a sound (not collapsed) kept epoch first, then its self-validation image
-    AUROC, then pixel AUROC; the same order ``Selection`` keeps epochs by."""
-    kept = meta.validation["kept"] if meta.validation else None
+def validation_rank(kept: dict | None) -> tuple[bool, float, float]:
+    """Sort key of a run by its kept self-validation figures: sound (not collapsed) first, then image AUROC, then
+    pixel AUROC (the order ``Selection`` keeps epochs by); a run without self-validation last."""
     if kept is None:
         return (False, float("-inf"), float("-inf"))
     return (not kept["collapsed"], kept["image_auroc"], kept["pixel_auroc"])
+
+
+def candidate_rank(meta: CheckpointMeta) -> tuple[bool, float, float]:
+    """``validation_rank`` of a trained checkpoint."""
+    return validation_rank(meta.validation["kept"] if meta.validation else None)
 
 
 def candidate_row(seed: int, meta: CheckpointMeta) -> dict:
@@ -65,13 +69,15 @@ def train_candidates(
     seeds: list[int],
     max_minutes: float | None = None,
     progress: bool = True,
+    where: str | None = None,
     **train_kwargs: bool,
 ) -> tuple[CheckpointMeta, list[dict]]:
     """Train one run per seed (each under ``max_minutes``), write the best-ranked at exactly ``out`` with the
-    runs' figures in ``training.candidates``; returns its metadata and the rows (in seed order)."""
+    runs' figures in ``training.candidates``; returns its metadata and the rows (in seed order). ``where``: what
+    errors name as the config's source (default its name)."""
     if len(seeds) != len(set(seeds)) or not seeds:
         raise InputError(f"candidate seeds {seeds}: give one or more distinct seeds")
-    check_can_rank(cfg, cfg.name)
+    check_can_rank(cfg, where or cfg.name)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     runs: list[tuple[int, Path, CheckpointMeta]] = []

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from model.candidates import validation_rank
 from model.checkpoint import CheckpointMeta, read_meta
 from model.config import GRDNetConfig
 from model.evaluate import evaluate_checkpoint, operating_rates
@@ -82,6 +83,7 @@ def run_family(root: Path, family: str, cfg: GRDNetConfig, seeds: list[int], pla
             "seconds": meta.training["seconds"],
             "s_per_step": meta.training["s_per_step"],
             "self_val_image_auroc": kept.get("image_auroc"),
+            "self_val_pixel_auroc": kept.get("pixel_auroc"),
             "collapsed": kept.get("collapsed"),
             "threshold": meta.threshold,
             **{k: ev.summary.get(k) for k in _SUMMARY},
@@ -108,11 +110,16 @@ _SUMMARY = ("image_auroc", "pixel_auroc", "false_reject_rate", "best_escape_at_f
 
 
 def self_validated_pick(rows: list[dict]) -> dict | None:
-    """The seed ``train --candidates`` would keep of these (model/candidates.py: sound first, then the
-    self-validation image AUROC); None when a row has no self-validation."""
+    """The seed ``train --candidates`` would keep of these (its ``validation_rank`` on each row's figures); None
+    when a row has no self-validation."""
     if any(r.get("self_val_image_auroc") is None for r in rows):
         return None
-    return max(rows, key=lambda r: (not r.get("collapsed"), r["self_val_image_auroc"]))
+
+    def kept(r: dict) -> dict:  # rows of benchmarks before 2026-12-06 carry no pixel figure: it then never decides
+        pixel = r.get("self_val_pixel_auroc")
+        return {"collapsed": r.get("collapsed"), "image_auroc": r["self_val_image_auroc"], "pixel_auroc": pixel or 0.0}
+
+    return max(rows, key=lambda r: validation_rank(kept(r)))
 
 
 def markdown(rows: list[dict]) -> str:
