@@ -11,7 +11,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, Sampler
 
 from model.config import AugmentConfig, SynthesisConfig
 from model.errors import GrdnetError
@@ -165,10 +165,27 @@ def load_train_images(
     return images, rois
 
 
+class EpochSampler(Sampler):
+    """Keys ``(epoch, index)`` for a ``TrainSet``, in an order drawn from (seed, epoch): the epoch travels with
+    each key, so a DataLoader's persistent workers (forked once, not every epoch) synthesise the epoch the
+    training loop asks for. Set ``epoch`` before iterating."""
+
+    def __init__(self, n: int, seed: int) -> None:
+        self.n, self.seed, self.epoch = n, seed, 0
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __iter__(self):
+        order = np.random.default_rng([self.seed, self.epoch, 104_729]).permutation(self.n)
+        return iter([(self.epoch, int(i)) for i in order])
+
+
 class TrainSet(Dataset):
     """Good images held in memory at native resolution; each item is a patch (``patch`` px, or the whole frame)
     with its augmentation and synthetic anomaly from an rng seeded by (seed, epoch, index), so items are the
-    same whichever process of a DataLoader computes them.
+    same whichever process of a DataLoader computes them. Keys are ``(epoch, index)`` (``EpochSampler``) or a
+    plain index of epoch 0.
 
     Item = (clean x, noisy x*, anomaly mask M, ROI), tensors ``[C,P,P]``, ``[C,P,P]``, ``[1,P,P]``, ``[1,P,P]``.
     """
@@ -186,13 +203,14 @@ class TrainSet(Dataset):
         self.images, self.rois, self.patch = images, rois, patch
         self.augment_cfg, self.synth_cfg = augment_cfg, synth_cfg
         self.textures = load_textures(synth_cfg.texture_dir, patch)
-        self.seed, self.epoch = seed, 0
+        self.seed = seed
 
     def __len__(self) -> int:
         return len(self.images)
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, ...]:
-        rng = np.random.default_rng([self.seed, self.epoch, i])
+    def __getitem__(self, key: int | tuple[int, int]) -> tuple[torch.Tensor, ...]:
+        epoch, i = key if isinstance(key, tuple) else (0, key)
+        rng = np.random.default_rng([self.seed, epoch, i])
         img, roi = self.images[i], self.rois[i]
         if self.patch < roi.shape[0]:
             img, roi = random_patch(img, roi, self.patch, rng)

@@ -8,19 +8,29 @@ import torch
 from model.dataset import to_tensor
 from model.errors import InputError
 from model.grdnet import GRDNet, smooth_and_score
+from model.train_speed import Precision, step_autocast
 
 
 @torch.no_grad()
 def score_images(
-    model: GRDNet, images: np.ndarray, roi: np.ndarray | None = None, batch_size: int = 16
+    model: GRDNet,
+    images: np.ndarray,
+    roi: np.ndarray | None = None,
+    batch_size: int = 16,
+    precision: Precision = "fp32",
 ) -> tuple[np.ndarray, np.ndarray]:
     """uint8 ``[N, H, W, C]`` at the model's size -> (scores ``[N]``, maps ``[N, H, W]``), the maps restricted to
-    ``roi`` (bool ``[H, W]`` or ``[N, H, W]``; None: the whole frame) as the inference graph restricts them."""
+    ``roi`` (bool ``[H, W]`` or ``[N, H, W]``; None: the whole frame) as the inference graph restricts them.
+
+    ``precision`` bf16: the network runs in bfloat16 autocast (self-validation during training, where it halves
+    the cost on cores with native bf16); maps and scores are float32 either way. Everything a checkpoint keeps
+    (level, threshold) and everything the engines are checked against is scored in fp32."""
     model.eval()
     kernel = model.cfg.inference.smoothing_kernel
     scores, maps = [], []
     for start in range(0, len(images), batch_size):
-        m = model.anomaly_map(to_tensor(images[start : start + batch_size]))
+        with step_autocast(precision):
+            m = model.anomaly_map(to_tensor(images[start : start + batch_size])).float()
         if roi is not None:
             r = roi if roi.ndim == 2 else roi[start : start + batch_size]
             m = m * torch.from_numpy(np.ascontiguousarray(r, dtype=np.float32))

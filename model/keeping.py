@@ -13,9 +13,10 @@ from torch.optim.swa_utils import AveragedModel
 from torch.utils.data import DataLoader
 
 from model.config import GRDNetConfig
-from model.dataset import TrainSet
+from model.dataset import EpochSampler
 from model.grdnet import GRDNet
 from model.inference import score_images
+from model.train_speed import Precision
 from model.validation import validate
 
 
@@ -35,9 +36,9 @@ def recompute_bn_statistics(model: GRDNet, loader: DataLoader, batches: int, epo
         m.reset_running_stats()
         m.momentum = None  # cumulative average
     model.train()
-    dataset: TrainSet = loader.dataset  # type: ignore[assignment]
-    epoch, seen = dataset.epoch, 0
-    dataset.epoch = epoch_tag
+    sampler: EpochSampler = loader.sampler  # type: ignore[assignment]
+    epoch, seen = sampler.epoch, 0
+    sampler.epoch = epoch_tag
     while seen < batches:
         for _x, x_noisy, _mask, _roi in loader:
             _, x_hat, _ = model.generator(x_noisy)
@@ -45,8 +46,8 @@ def recompute_bn_statistics(model: GRDNet, loader: DataLoader, batches: int, epo
             seen += 1
             if seen == batches:
                 break
-        dataset.epoch += 1
-    dataset.epoch = epoch
+        sampler.epoch += 1
+    sampler.epoch = epoch
     for m, momentum in zip(norms, momenta, strict=True):
         m.momentum = momentum
 
@@ -92,18 +93,20 @@ def validate_epoch(
     cfg: GRDNetConfig,
     epoch: int,
     selection: Selection,
+    precision: Precision = "fp32",
 ) -> dict:
     """Self-validate the weights being judged after ``epoch`` (from 0) and offer them to ``selection``; returns
-    the figures. BatchNorm statistics are recomputed first: eval mode must see the weights' own."""
+    the figures. BatchNorm statistics are recomputed first: eval mode must see the weights' own. ``precision``:
+    the training's, in which the frames are scored (model/train_speed.py)."""
     tc, inf = cfg.train, cfg.inference
     v0 = time.monotonic()
     recompute_bn_statistics(judged, loader, tc.bn_batches, epoch_tag=100_000 + epoch)
     judged.eval()
     good_maps = None
     if level_frames is not None:  # half the level frames: a validation every other epoch must stay cheap
-        good_maps = score_images(judged, level_frames[: max(1, len(level_frames) // 2)], prior)[1]
+        good_maps = score_images(judged, level_frames[: max(1, len(level_frames) // 2)], prior, precision=precision)[1]
     widths = tc.level_widen_choices or inf.level_widen_px
-    figures, val_scores = validate(judged, vs, tc.smoothing_kernels, prior, good_maps, widths)
+    figures, val_scores = validate(judged, vs, tc.smoothing_kernels, prior, good_maps, widths, precision)
     figures.update(epoch=epoch + 1, seconds=round(time.monotonic() - v0, 1))
     selection.offer(judged, figures, val_scores)
     return figures

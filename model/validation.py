@@ -19,6 +19,7 @@ from model import metrics
 from model.grdnet import GRDNet, smooth_and_score
 from model.inference import score_images
 from model.level import normal_level
+from model.train_speed import Precision
 
 MARKS = ("dot", "stroke", "smudge")
 
@@ -101,6 +102,7 @@ def validate(
     roi: np.ndarray | None = None,
     level_maps: np.ndarray | None = None,
     level_widen_px: int | list[int] = 0,
+    precision: Precision = "fp32",
 ) -> tuple[dict, np.ndarray]:
     """Eval-mode figures on the validation set, and its scores; ``roi``: the ROI prior the line will score in;
     ``level_maps``: good training frames' maps, from which each kernel's normal level is made (None: the
@@ -111,8 +113,9 @@ def validate(
     the pair with the best image AUROC (the configured kernel when ``kernels`` is None). How the map becomes one
     number decides what a thin line or a normal look-alike scores, so it is chosen like the epoch.
     ``collapsed``: the map lights good images broadly (on the median good image more than 5 % of the inspected
-    pixels above 0.5; a sound map lights well under 1 %) or the marks are not told from good at all (AUROC <= 0.6)."""
-    _, maps = score_images(model, vs.frames, roi)
+    pixels above 0.5; a sound map lights well under 1 %) or the marks are not told from good at all (AUROC <= 0.6).
+    ``precision``: of the network's forward passes (model/inference.score_images)."""
+    _, maps = score_images(model, vs.frames, roi, precision=precision)
     widths = level_widen_px if isinstance(level_widen_px, list) else [level_widen_px]
     best: tuple[float, int, int, np.ndarray] | None = None
     for k in kernels or [model.cfg.inference.smoothing_kernel]:

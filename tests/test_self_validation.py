@@ -263,3 +263,21 @@ def test_training_keeps_the_chosen_widening_in_the_checkpoint(tiny_data, tmp_pat
     meta = train(tiny_data, tmp_path / "w.safetensors", cfg, seed=0, progress=False)
     kept = meta.validation["kept"]
     assert kept["level_widen_px"] in (1, 3) and meta.config.inference.level_widen_px == kept["level_widen_px"]
+
+
+def test_bf16_scoring_gives_float32_maps_close_to_fp32_and_validation_takes_it(tiny_checkpoint):
+    from model.inference import score_images
+    from model.train_speed import cpu_has_native_bf16
+
+    model, meta = load_checkpoint(tiny_checkpoint)
+    images = _frames(4, 64)[0]
+    s32, m32 = score_images(model, images, meta.roi_prior())
+    s16, m16 = score_images(model, images, meta.roi_prior(), precision="bf16")
+    assert m16.dtype == s16.dtype == np.float32 and m16.shape == m32.shape
+    assert np.abs(m16 - m32).max() < 0.05, "bf16 autocast rounds the map, it does not change it"
+    if cpu_has_native_bf16():  # where bf16 is emulated autocast still runs, only slower
+        assert not np.array_equal(m16, m32), "the bf16 path really ran in bfloat16"
+    vs = build_validation_set(images, np.ones(images.shape[:3], np.float32), 0, 1)
+    f32 = validate(model, vs, roi=meta.roi_prior())[0]
+    f16 = validate(model, vs, roi=meta.roi_prior(), precision="bf16")[0]
+    assert abs(f16["good_max"] - f32["good_max"]) < 0.05 and 0.0 <= f16["image_auroc"] <= 1.0
