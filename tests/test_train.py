@@ -396,13 +396,11 @@ def test_discriminator_updated_every_nth_full_step_only_and_the_generator_still_
 
 
 def test_loader_workers_persist_across_epochs_and_synthesise_the_epoch_asked_for():
-    from model.train import set_epoch
+    from model.train import make_loader, set_epoch
 
     cfg = tiny_config()
     _, ds, inline = _one_batch_loader(cfg, 2, n=8, batch_size=4)
     cfg.train.loader_workers = 1
-    from model.train import make_loader
-
     forked = make_loader(ds, cfg, 0)
     batches, pids = {}, []
     for epoch in (3, 5, 3):
