@@ -2,11 +2,16 @@
 
 Under ``--max-minutes`` a run of the ``cpu`` preset ends after a few dozen epochs, long before an epoch-keyed
 schedule over ``train.epochs`` has lowered the learning rate, so ``lr_schedule: budget`` anneals over the epochs
-the run really has. With a time limit that count is planned once, after the first epochs were timed: the
-epochs, their validations and the work after the loop that fit in the limit, with 5 % to spare. Keyed to the
-wall clock instead, every step's learning rate depended on how busy the machine was, and the same seed on the
-same data gave another model each run (ampoule, dev render: 0.864 and 0.919). With a plan, runs that plan the
-same count train the same weights; the plan is lowered only when the machine slows past the spare time.
+the run really has. With a time limit that count is planned after the first epochs were timed: the epochs, their
+validations and the work after the loop that fit in the limit, with 5 % to spare. Keyed to the wall clock
+instead, every step's learning rate depended on how busy the machine was, and the same seed on the same data
+gave another model each run (ampoule, dev render: 0.864 and 0.919). With a plan, runs that plan the same count
+train the same weights; the plan is lowered only when the machine slows past the spare time.
+
+The plan is made on the median of epochs 2-4 and revised once, up or down, when the first validation has been
+timed. Until 2026-12-06 it was made on epoch 2 alone, with a validation assumed to cost an epoch, and never
+raised: 7 of 9 benchmark runs ended 90-200 s before their 600 (a slow epoch 2 set vials seed 4's plan to 28
+epochs where ~33 fit; validations took ~10 s where an epoch took 12-15).
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import statistics
 from collections.abc import Callable
 from dataclasses import dataclass
 
-PLAN_AFTER_EPOCHS = 2  # the first epoch pays one-off start-up costs; the second is the first steady one
+PLAN_AFTER_EPOCHS = 4  # the first epoch pays one-off start-up costs; the median of the next three is the plan's
 PLAN_SPARE = 1.05  # the planned epochs fit even if every further epoch is 5 % slower than a typical one so far
 
 
@@ -27,6 +32,7 @@ class Budget:
     max_seconds: float | None = None
     planned: int | None = None  # epochs the time limit fits, once planned
     lowered: int = 0  # times the plan was lowered because the machine slowed
+    revised: int | None = None  # the plan before its one revision on the first timed validation, once revised
 
     def total(self) -> int:
         return self.planned if self.planned is not None else self.epochs
@@ -45,19 +51,34 @@ class Budget:
         return elapsed_s + left <= self.max_seconds
 
     def replan(
-        self, done: int, elapsed_s: float, epoch_s: float, val_s: float, final_s: float, validations: Callable
+        self,
+        done: int,
+        elapsed_s: float,
+        epoch_s: float,
+        val_s: float,
+        final_s: float,
+        validations: Callable,
+        val_timed: bool = False,
     ) -> None:
-        """After epoch ``done``: plan the epoch count (first time, with the spare), or lower it when it no
-        longer fits without the spare. Never raised: a plan that moves with every epoch is the clock again."""
+        """After epoch ``done``: plan the epoch count (with the spare) the first time, and once more, up or
+        down, on the first timed validation (``val_timed``: ``val_s`` was measured, not assumed); else lower it
+        when it no longer fits without the spare. Raised only that once: a plan that moves with every epoch is
+        the clock again."""
         if self.max_seconds is None or done < PLAN_AFTER_EPOCHS:
             return
         args = (done, elapsed_s, epoch_s, val_s, final_s, validations)
-        if self.planned is not None and self.fits(self.planned, *args):
+        revise = val_timed and self.planned is not None and self.revised is None
+        if self.planned is not None and not revise and self.fits(self.planned, *args):
             return
-        spare = PLAN_SPARE if self.planned is None else 1.0
+        fresh = self.planned is None or revise
+        spare = PLAN_SPARE if fresh else 1.0
         slack = (done, elapsed_s, epoch_s * spare, val_s * spare, final_s, validations)
-        n = next((n for n in range(self.total(), done, -1) if self.fits(n, *slack)), done)
-        self.lowered += self.planned is not None
+        top = self.epochs if fresh else self.total()
+        n = next((n for n in range(top, done, -1) if self.fits(n, *slack)), done)
+        if revise:
+            self.revised = self.planned
+        else:
+            self.lowered += self.planned is not None
         self.planned = n
 
     def after_epoch(
@@ -76,7 +97,7 @@ class Budget:
         steady = epoch_times[1:] or epoch_times
         epoch_s = typical_seconds(steady)
         val_s = typical_seconds(val_times) if val_times else epoch_s
-        self.replan(done, elapsed_s, epoch_s, val_s, final_validations * val_s, validations)
+        self.replan(done, elapsed_s, epoch_s, val_s, final_validations * val_s, validations, bool(val_times))
         if self.max_seconds is None:
             return False
         worst_val = max(val_times, default=max(steady))

@@ -11,7 +11,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
-from torch.utils.data import Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from model.config import AugmentConfig, SynthesisConfig
 from model.errors import GrdnetError
@@ -179,6 +179,17 @@ class EpochSampler(Sampler):
     def __iter__(self):
         order = np.random.default_rng([self.seed, self.epoch, 104_729]).permutation(self.n)
         return iter([(self.epoch, int(i)) for i in order])
+
+
+def loader_epoch(loader: DataLoader) -> int:
+    """The epoch whose batches an ``EpochSampler`` loader yields next."""
+    return loader.sampler.epoch  # type: ignore[attr-defined]
+
+
+def set_epoch(loader: DataLoader, epoch: int) -> None:
+    """The epoch whose batches (order, patches, augmentation, anomalies) ``loader`` yields next: the training
+    loop's, or a tag of its own for BatchNorm recomputation (model/keeping.py), which restores the loop's."""
+    loader.sampler.epoch = epoch  # type: ignore[attr-defined]
 
 
 class TrainSet(Dataset):

@@ -13,7 +13,7 @@ from torch.optim.swa_utils import AveragedModel
 from torch.utils.data import DataLoader
 
 from model.config import GRDNetConfig
-from model.dataset import EpochSampler
+from model.dataset import loader_epoch, set_epoch
 from model.grdnet import GRDNet
 from model.inference import score_images
 from model.train_speed import Precision
@@ -36,18 +36,17 @@ def recompute_bn_statistics(model: GRDNet, loader: DataLoader, batches: int, epo
         m.reset_running_stats()
         m.momentum = None  # cumulative average
     model.train()
-    sampler: EpochSampler = loader.sampler  # type: ignore[assignment]
-    epoch, seen = sampler.epoch, 0
-    sampler.epoch = epoch_tag
+    epoch, seen, tag = loader_epoch(loader), 0, epoch_tag
     while seen < batches:
+        set_epoch(loader, tag)
         for _x, x_noisy, _mask, _roi in loader:
             _, x_hat, _ = model.generator(x_noisy)
             model.segment_logits(x_noisy, x_hat)
             seen += 1
             if seen == batches:
                 break
-        sampler.epoch += 1
-    sampler.epoch = epoch
+        tag += 1
+    set_epoch(loader, epoch)
     for m, momentum in zip(norms, momenta, strict=True):
         m.momentum = momentum
 

@@ -164,37 +164,54 @@ def test_budget_fraction_follows_the_planned_epochs_never_the_clock():
 def test_plan_fits_the_time_limit_with_spare_and_is_lowered_only_when_the_machine_slows():
     b = Budget(epochs=60, steps_per_epoch=10, max_seconds=600.0)
     none = lambda done, n: 0  # noqa: E731
-    b.replan(1, 15.0, 10.0, 0.0, 0.0, none)
-    assert b.planned is None, "the first epoch pays start-up costs: not planned on"
-    b.replan(2, 30.0, 10.0, 0.0, 0.0, none)
-    assert b.planned == 56 and b.lowered == 0  # 30 + 54 x 10.5 <= 600 < 30 + 55 x 10.5
+    b.replan(3, 40.0, 10.0, 0.0, 0.0, none)
+    assert b.planned is None, "planned on epochs 2-4: the first pays start-up costs, one more could be slow"
+    b.replan(4, 50.0, 10.0, 0.0, 0.0, none)
+    assert b.planned == 56 and b.lowered == 0  # 50 + 52 x 10.5 <= 600 < 50 + 53 x 10.5
     b.replan(10, 110.0, 10.4, 0.0, 0.0, none)
     assert b.planned == 56 and b.lowered == 0, "slower within the spare: the plan stands"
     b.replan(20, 250.0, 12.0, 0.0, 0.0, none)
     assert b.planned == 49 and b.lowered == 1  # 250 + 29 x 12 <= 600
     every = lambda done, n: n - done  # noqa: E731
     v = Budget(epochs=60, steps_per_epoch=10, max_seconds=600.0)
-    v.replan(2, 30.0, 10.0, 5.0, 20.0, every)
-    assert v.planned == 36  # 30 + 34 x (10.5 + 5.25) + 20 <= 600
+    v.replan(4, 50.0, 10.0, 5.0, 20.0, every)
+    assert v.planned == 37  # 50 + 33 x (10.5 + 5.25) + 20 <= 600
     capped = Budget(epochs=8, steps_per_epoch=10, max_seconds=600.0)
-    capped.replan(2, 30.0, 10.0, 0.0, 0.0, none)
+    capped.replan(4, 50.0, 10.0, 0.0, 0.0, none)
     assert capped.planned == 8, "never past train.epochs"
     late = Budget(epochs=60, steps_per_epoch=10, max_seconds=600.0)
-    late.replan(2, 590.0, 10.0, 0.0, 0.0, none)
-    assert late.planned == 2 and late.total() == 2, "nothing more fits: the epoch just run is the last"
+    late.replan(4, 590.0, 10.0, 0.0, 0.0, none)
+    assert late.planned == 4 and late.total() == 4, "nothing more fits: the epoch just run is the last"
+
+
+def test_the_first_timed_validation_revises_the_plan_once_up_or_down():
+    every_other = lambda done, n: sum(k % 2 == 0 or k == n for k in range(done + 1, n + 1))  # noqa: E731
+    b = Budget(epochs=60, steps_per_epoch=10, max_seconds=600.0)
+    b.replan(4, 50.0, 10.0, 10.0, 15.0, every_other)  # no validation timed yet: assumed to cost an epoch
+    assert b.planned == 37 and b.revised is None  # 50 + (33 + 17) x 10.5 + 15 <= 600
+    b.replan(14, 160.0, 10.0, 6.0, 9.0, every_other, val_timed=True)  # validations cost 6 s, not 10
+    assert b.revised == 37 and b.planned == 45 and b.lowered == 0  # 160 + 31 x 10.5 + 16 x 6.3 + 9 <= 600
+    b.replan(16, 182.0, 10.0, 4.0, 6.0, every_other, val_timed=True)
+    assert b.planned == 45 and b.revised == 37, "raised once only: a plan that follows every epoch is the clock"
+    b.replan(20, 260.0, 12.0, 7.0, 10.5, every_other, val_timed=True)
+    assert b.planned == 41 and b.lowered == 1, "lowering still follows a machine that slowed"
+    dear = Budget(epochs=60, steps_per_epoch=10, max_seconds=600.0)
+    dear.replan(4, 50.0, 10.0, 10.0, 15.0, every_other)
+    dear.replan(14, 160.0, 10.0, 20.0, 30.0, every_other, val_timed=True)
+    assert dear.planned < 37 and dear.revised == 37 and dear.lowered == 0, "dearer validations revise it down"
 
 
 def test_one_slow_epoch_costs_its_own_time_not_the_plan():
     assert typical_seconds([3.0, 1.0, 2.0]) == 2.0 and typical_seconds([1.0, 4.0]) == 2.5
     none = lambda done, n: 0  # noqa: E731
     b = Budget(epochs=60, steps_per_epoch=10, max_seconds=600.0)
-    b.replan(2, 30.0, 10.0, 0.0, 0.0, none)
-    assert b.planned == 56
-    steady = [10.0, 10.0, 40.0, 10.0, 10.0]  # epochs 2-6; epoch 4 slowed by another process for 30 s
-    elapsed = 20.0 + sum(steady)  # 100 s after epoch 6
+    assert not b.after_epoch(4, 68.0, [20.0, 18.0, 10.0, 10.0], [], 0.0, none)  # epoch 2 slowed by 8 s
+    assert b.planned == 54, "planned on the median of epochs 2-4, not on the slow second"  # 68 + 50 x 10.5
+    steady = [18.0, 10.0, 10.0, 40.0, 10.0]  # epochs 2-6; epoch 5 slowed by another process for 30 s
+    elapsed = 20.0 + sum(steady)  # 108 s after epoch 6
     b.replan(6, elapsed, typical_seconds(steady), 0.0, 0.0, none)
-    assert b.planned == 56 and b.lowered == 0, "100 + 50 x 10 still fits: the lost 30 s came out of the spare"
-    assert not b.fits(56, 6, elapsed, max(steady), 0.0, 0.0, none), "the slowest epoch as the rate would lower it"
+    assert b.planned == 54 and b.lowered == 0, "108 + 48 x 10 still fits: the lost 30 s came out of the spare"
+    assert not b.fits(54, 6, elapsed, max(steady), 0.0, 0.0, none), "the slowest epoch as the rate would lower it"
     slower = [10.0, 10.0, 13.0, 13.0, 13.0]  # a lasting slowdown moves the median: the plan is lowered
     b.replan(6, 20.0 + sum(slower), typical_seconds(slower), 0.0, 0.0, none)
     assert b.planned == 46 and b.lowered == 1  # 79 + 40 x 13 <= 600 < 79 + 41 x 13
@@ -204,8 +221,8 @@ def test_after_epoch_plans_on_the_median_and_stops_when_the_slowest_next_epoch_w
     none = lambda done, n: 0  # noqa: E731
     b = Budget(epochs=60, steps_per_epoch=10, max_seconds=600.0)
     assert not b.after_epoch(1, 20.0, [20.0], [], 0.0, none) and b.planned is None
-    assert not b.after_epoch(2, 30.0, [20.0, 10.0], [], 0.0, none)
-    assert b.planned == 56, "the first epoch's start-up costs are left out once a steady one is measured"
+    assert not b.after_epoch(4, 50.0, [20.0, 10.0, 10.0, 10.0], [], 0.0, none)
+    assert b.planned == 56, "the first epoch's start-up costs are left out once steady ones are measured"
     times = [20.0, 10.0, 10.0, 40.0, 10.0, 10.0]  # epoch 4 slowed by another process for 30 s
     assert not b.after_epoch(6, 100.0, times, [], 0.0, none)
     assert b.planned == 56 and b.lowered == 0, "one slow epoch costs its own time, not the plan"
@@ -214,6 +231,7 @@ def test_after_epoch_plans_on_the_median_and_stops_when_the_slowest_next_epoch_w
     assert not b.after_epoch(40, 555.0, [20.0, *[10.0] * 39], [], 0.0, none)
     validated = [20.0, *[10.0] * 39]  # with validations of 5 s, the slowest counts for the next and 1.5 after
     assert b.after_epoch(40, 570.0, validated, [5.0, 12.0], 1.5, none)  # 570 + 10 + 2.5 x 12 > 600
+    assert b.revised == 44 and b.planned == 41, "the first timed validations revised the plan (570 + 1 x 10.5)"
     assert not Budget(epochs=60, steps_per_epoch=10).after_epoch(40, 1e9, validated, [], 0.0, none), "no limit"
 
 
@@ -396,7 +414,8 @@ def test_discriminator_updated_every_nth_full_step_only_and_the_generator_still_
 
 
 def test_loader_workers_persist_across_epochs_and_synthesise_the_epoch_asked_for():
-    from model.train import make_loader, set_epoch
+    from model.dataset import set_epoch
+    from model.train import make_loader
 
     cfg = tiny_config()
     _, ds, inline = _one_batch_loader(cfg, 2, n=8, batch_size=4)
