@@ -179,6 +179,9 @@ def train(
     # the work after the loop, in validations (the kept weights' level and calibration, scored in fp32): 20.3 s
     # after validations of 11.5 s in a bf16 ampoule run on the EPYC (1.8; planned as 1.5 until 2026-12-06)
     final = 2.0 if level_frames is not None else 0.0
+    # under a time limit the lr anneals over the plan: a run ends on it unless the config asks otherwise
+    timed = max_minutes is not None and not tc.early_stop_under_time_limit
+    patience = 0 if timed else tc.early_stop_patience
     for epoch in range(tc.epochs):
         set_epoch(loader, epoch)
         lr_at = None
@@ -211,8 +214,8 @@ def train(
             line += " COLLAPSED" if figures["collapsed"] else ""
         if progress:
             tqdm.write(line + f" ({means['seconds']:.1f} s, lr {means['lr']:.2e})")
-        if tc.early_stop_patience and selection.since_best >= tc.early_stop_patience:
-            stop_reason = f"early stop: no better self-validation in {tc.early_stop_patience} validations"
+        if patience and selection.since_best >= patience:
+            stop_reason = f"early stop: no better self-validation in {patience} validations"
             break
         if last and epoch + 1 < tc.epochs:
             planned = f"{budget.total()} epochs planned"

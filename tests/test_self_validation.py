@@ -7,6 +7,7 @@ import torch
 
 import model.keeping as keeping_module
 from model.baseline import deviation_maps, fit_baseline
+from model.budget import Budget
 from model.checkpoint import load_checkpoint
 from model.dataset import TrainSet, random_patch
 from model.grdnet import create_grdnet
@@ -109,6 +110,32 @@ def test_training_records_the_curve_keeps_its_best_epoch_and_stops_early(tiny_da
     meta = train(tiny_data, tmp_path / "m.safetensors", cfg, seed=0, progress=False)
     assert meta.training["epochs_run"] == 3 and "early stop" in meta.training["stop"]
     assert [c["epoch"] for c in meta.validation["curve"]] == [1, 2, 3] and meta.validation["kept"]["epoch"] == 1
+
+
+def test_a_time_limited_run_ends_on_its_plan_unless_early_stopping_is_asked_for(tiny_data, tmp_path, monkeypatch):
+    real_validate = keeping_module.validate
+    calls = []
+
+    def falling(model, vs, *args, **kwargs):  # each validation worse than the last: patience 2 would end epoch 3
+        figures, scores = real_validate(model, vs, *args, **kwargs)
+        calls.append(1)
+        return {**figures, "image_auroc": 1.0 - 0.1 * len(calls), "collapsed": False}, scores
+
+    def plan_five(self, done, *rest):
+        if done >= 1 and self.planned is None:
+            self.planned = 5
+
+    monkeypatch.setattr(keeping_module, "validate", falling)
+    monkeypatch.setattr(Budget, "replan", plan_five)
+    cfg = tiny_config()
+    cfg.train.epochs, cfg.train.early_stop_patience, cfg.train.validate_from = 10, 2, 0.0
+    meta = train(tiny_data, tmp_path / "m.safetensors", cfg, max_minutes=60, seed=0, progress=False)
+    assert meta.training["epochs_run"] == 5 and "5 epochs planned" in meta.training["stop"]
+    assert meta.validation["kept"]["epoch"] == 1, "the best epoch is still the one kept"
+    calls.clear()
+    cfg.train.early_stop_under_time_limit = True
+    meta = train(tiny_data, tmp_path / "n.safetensors", cfg, max_minutes=60, seed=0, progress=False)
+    assert meta.training["epochs_run"] == 3 and "early stop" in meta.training["stop"]
 
 
 def test_tiny_checkpoint_carries_validation_calibration_and_baseline(tiny_checkpoint):
