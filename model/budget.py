@@ -32,7 +32,8 @@ class Budget:
     max_seconds: float | None = None
     planned: int | None = None  # epochs the time limit fits, once planned
     lowered: int = 0  # times the plan was lowered because the machine slowed
-    revised: int | None = None  # the plan before its one revision on the first timed validation, once revised
+    revised: int | None = None  # the plan before the first timed validation revised it (None: not changed)
+    timed_plan: bool = False  # a plan was made on a timed validation: nothing is left to revise
 
     def total(self) -> int:
         return self.planned if self.planned is not None else self.epochs
@@ -67,7 +68,7 @@ class Budget:
         if self.max_seconds is None or done < PLAN_AFTER_EPOCHS:
             return
         args = (done, elapsed_s, epoch_s, val_s, final_s, validations)
-        revise = val_timed and self.planned is not None and self.revised is None
+        revise = val_timed and self.planned is not None and not self.timed_plan
         if self.planned is not None and not revise and self.fits(self.planned, *args):
             return
         fresh = self.planned is None or revise
@@ -76,10 +77,10 @@ class Budget:
         top = self.epochs if fresh else self.total()
         n = next((n for n in range(top, done, -1) if self.fits(n, *slack)), done)
         if revise:
-            self.revised = self.planned
+            self.revised = self.planned if n != self.planned else None
         else:
             self.lowered += self.planned is not None
-        self.planned = n
+        self.planned, self.timed_plan = n, self.timed_plan or val_timed
 
     def after_epoch(
         self,

@@ -219,7 +219,7 @@ def train(
             break
         if last and epoch + 1 < tc.epochs:
             planned = f"{budget.total()} epochs planned"
-            planned += f", revised from {budget.revised}" if budget.revised not in (None, budget.total()) else ""
+            planned += f", revised from {budget.revised}" if budget.revised is not None else ""
             planned += f", lowered {budget.lowered}x" if budget.lowered else ""
             why = planned if epoch + 1 >= budget.total() else "next epoch would end past it"
             stop_reason = f"max-minutes {max_minutes} ({why})"

@@ -199,6 +199,15 @@ def test_the_first_timed_validation_revises_the_plan_once_up_or_down():
     dear.replan(4, 50.0, 10.0, 10.0, 15.0, every_other)
     dear.replan(14, 160.0, 10.0, 20.0, 30.0, every_other, val_timed=True)
     assert dear.planned < 37 and dear.revised == 37 and dear.lowered == 0, "dearer validations revise it down"
+    same = Budget(epochs=60, steps_per_epoch=10, max_seconds=600.0)
+    same.replan(4, 50.0, 10.0, 10.0, 15.0, every_other)
+    same.replan(14, 208.0, 10.0, 10.0, 15.0, every_other, val_timed=True)  # as assumed: the plan stands
+    assert same.planned == 37 and same.revised is None, "a revision that changed nothing is not reported as one"
+    early = Budget(epochs=60, steps_per_epoch=10, max_seconds=600.0)  # a config that validates before epoch 4
+    early.replan(4, 50.0, 10.0, 6.0, 9.0, every_other, val_timed=True)
+    first = early.planned
+    early.replan(5, 58.0, 8.0, 5.0, 7.5, every_other, val_timed=True)
+    assert early.planned == first and early.revised is None, "a first plan made on a timed validation is not revised"
 
 
 def test_one_slow_epoch_costs_its_own_time_not_the_plan():
