@@ -180,8 +180,8 @@ def train(
     # after validations of 11.5 s in a bf16 ampoule run on the EPYC (1.8; planned as 1.5 until 2026-12-06)
     final = 2.0 if level_frames is not None else 0.0
     # under a time limit the lr anneals over the plan: a run ends on it unless the config asks otherwise
-    timed = max_minutes is not None and not tc.early_stop_under_time_limit
-    patience = 0 if timed else tc.early_stop_patience
+    stops_early = max_minutes is None or tc.early_stop_under_time_limit
+    patience = tc.early_stop_patience if stops_early else 0
     for epoch in range(tc.epochs):
         set_epoch(loader, epoch)
         lr_at = None

@@ -52,6 +52,17 @@ def tiny_config() -> GRDNetConfig:
     return cfg
 
 
+def fixed_plan(epochs: int, after: int):
+    """A stand-in for ``Budget.replan`` that plans ``epochs`` once ``after`` epochs ran, whatever the clock says:
+    a tiny run's timings are too short and noisy to plan on."""
+
+    def replan(self, done, *rest):
+        if done >= after and self.planned is None:
+            self.planned = epochs
+
+    return replan
+
+
 @pytest.fixture(scope="session")
 def tiny_data(tmp_path_factory) -> Path:
     from model.synth_dataset import write_product_dataset

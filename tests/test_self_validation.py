@@ -17,7 +17,7 @@ from model.roi_prior import fixed_roi
 from model.train import train
 from model.validation import build_validation_set, validate
 from model.vials import render_vial_frame
-from tests.conftest import images_loaded, run_cli, tiny_config
+from tests.conftest import fixed_plan, images_loaded, run_cli, tiny_config
 
 
 def _frames(n: int, size: int = 128) -> tuple[np.ndarray, np.ndarray]:
@@ -121,12 +121,8 @@ def test_a_time_limited_run_ends_on_its_plan_unless_early_stopping_is_asked_for(
         calls.append(1)
         return {**figures, "image_auroc": 1.0 - 0.1 * len(calls), "collapsed": False}, scores
 
-    def plan_five(self, done, *rest):
-        if done >= 1 and self.planned is None:
-            self.planned = 5
-
     monkeypatch.setattr(keeping_module, "validate", falling)
-    monkeypatch.setattr(Budget, "replan", plan_five)
+    monkeypatch.setattr(Budget, "replan", fixed_plan(5, after=1))
     cfg = tiny_config()
     cfg.train.epochs, cfg.train.early_stop_patience, cfg.train.validate_from = 10, 2, 0.0
     meta = train(tiny_data, tmp_path / "m.safetensors", cfg, max_minutes=60, seed=0, progress=False)

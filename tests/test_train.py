@@ -10,7 +10,7 @@ from model.grdnet import create_grdnet
 from model.train import train
 from model.train_speed import resolve_precision, to_memory_format
 from model.train_step import make_optimisers, train_step
-from tests.conftest import assert_one_line_error, run_cli, tiny_config
+from tests.conftest import assert_one_line_error, fixed_plan, run_cli, tiny_config
 
 
 def test_tiny_training_lowers_the_generator_loss(tiny_data, tmp_path):
@@ -249,11 +249,7 @@ def test_a_time_limited_run_stops_at_its_plan_with_the_lr_annealed(tiny_data, tm
     real_set_lr = train_module.set_lr
     monkeypatch.setattr(train_module, "set_lr", lambda opts, lr: (seen.append(lr), real_set_lr(opts, lr)))
 
-    def plan_three(self, done, *rest):
-        if done >= 2 and self.planned is None:
-            self.planned = 3
-
-    monkeypatch.setattr(Budget, "replan", plan_three)
+    monkeypatch.setattr(Budget, "replan", fixed_plan(3, after=2))
     cfg = tiny_config()
     cfg.train.lr_schedule, cfg.train.epochs, cfg.train.lr, cfg.train.cosine_floor = "budget", 8, 1e-3, 0.05
     meta = train(tiny_data, tmp_path / "m.safetensors", cfg, max_minutes=60, seed=0, progress=False)
