@@ -1,0 +1,1 @@
+"""``run_line.py``'s subcommands, one module per part of the product (line, model, engines)."""
