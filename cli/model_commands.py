@@ -123,6 +123,33 @@ def cmd_calibrate(a: argparse.Namespace) -> int:
     return 0
 
 
+@command("revalidate")
+def cmd_revalidate(a: argparse.Namespace) -> int:
+    import json
+
+    from model.revalidate import HOLDOUT, revalidate
+
+    r = revalidate(Path(a.checkpoint), Path(a.good), a.per_image, a.seed)
+
+    def fmt(x: float | None) -> str:
+        return "-" if x is None else f"{x:.3f}"
+
+    spread = r[f"spread_of_a_{HOLDOUT}_image_holdout"]
+    print(
+        f"{r['checkpoint']}: self-validation on {r['good_frames']} good frames, {r['marked_frames']} marked: "
+        f"image AUROC {fmt(r['image_auroc'])}, pixel AUROC {fmt(r['pixel_auroc'])} (at training: "
+        f"{fmt(r['training_self_validation'])}; a {HOLDOUT}-image holdout spreads by {fmt(spread)})"
+    )
+    print(
+        "  per mark: "
+        + ", ".join(f"{k} {fmt(v)}" for k, v in r["per_kind"].items())
+        + f"; darker {fmt(r['darker'])}, brighter {fmt(r['brighter'])}"
+    )
+    if a.json:
+        Path(a.json).write_text(json.dumps(r, indent=1))
+    return 0
+
+
 def add_parsers(sub: argparse._SubParsersAction) -> None:
     """Register this group's subcommands on ``sub``."""
     synth = sub.add_parser("synth", help="write a synthetic product family as a dataset (docs/design.md 3.2)")
@@ -200,3 +227,12 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     calibrate.add_argument(
         "--margin", type=float, help="added above it, in units of (quantile - median) (default 0.25)"
     )
+
+    revalidate = sub.add_parser(
+        "revalidate", help="a checkpoint's self-validation again, on good frames it never trained on (no labels)"
+    )
+    revalidate.add_argument("--checkpoint", required=True)
+    revalidate.add_argument("--good", required=True, help="folder of good frames (or a dataset root: its train/good)")
+    revalidate.add_argument("--per-image", type=int, default=2, help="validation marks drawn on each good frame")
+    revalidate.add_argument("--seed", type=int, default=0, help="where the marks fall and what they look like")
+    revalidate.add_argument("--json", help="write the figures here")
