@@ -13,6 +13,8 @@ import numpy as np
 from model.config import SynthesisConfig
 from model.errors import InputError
 
+SMALL_MIN_PX = 3  # a small anomaly of fewer pixels is skipped (min_area_fraction would skip every one)
+
 
 def perlin_noise(shape: tuple[int, int], res: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
     """2-D gradient (Perlin) noise in about [-1, 1]; ``shape`` must be a multiple of ``res`` per axis."""
@@ -85,6 +87,26 @@ def thin_perlin_mask(shape: tuple[int, int], rng: np.random.Generator, cfg: Synt
     return (curves & (gate > cfg.threshold)).astype(np.float32)
 
 
+def small_perlin_mask(shape: tuple[int, int], rng: np.random.Generator, cfg: SynthesisConfig) -> np.ndarray:
+    """Binary mask of one small irregular blob: fine Perlin blobs (lattice 2^3-2^5) seen through a disc of
+    random radius (``small_radius_px``) centred on one of their pixels.
+
+    Real foreign matter is a few pixels across; whole-patch Perlin masks are either large blobs or spots
+    scattered over the whole patch, so nothing teaches the map that one small dark or bright spot among normal
+    small structures (bubbles, droplets) is the defect. Perlin-shaped, so it is not the renderers' ellipses nor
+    self-validation's dots."""
+    k = int(rng.integers(3, 6))
+    blobs = _rotated_perlin(shape, (1 << k, 1 << k), rng) > cfg.threshold
+    ys, xs = np.nonzero(blobs)
+    if len(ys) == 0:
+        return np.zeros(shape, np.float32)
+    i = int(rng.integers(len(ys)))
+    r = rng.uniform(*cfg.small_radius_px)
+    yy, xx = np.ogrid[: shape[0], : shape[1]]
+    window = (yy - ys[i]) ** 2 + (xx - xs[i]) ** 2 <= r * r
+    return (blobs & window).astype(np.float32)
+
+
 def load_textures(texture_dir: str | None, size: int) -> list[np.ndarray]:
     """Optional texture folder (e.g. DTD): every readable image, RGB float in [0, 1] at ``size``."""
     if not texture_dir:
@@ -135,7 +157,8 @@ def synthesize(
 ) -> tuple[np.ndarray, np.ndarray]:
     """(image float [0,1] HxWxC, rng) -> (augmented image, mask HxW float 0/1).
 
-    With probability ``cfg.probability`` (a share ``thin_fraction`` of them as thin curves) blends
+    With probability ``cfg.probability`` (a share ``thin_fraction`` of them as thin curves, a share
+    ``small_fraction`` of the others as one small blob) blends
     X* = (1-M) X + (1-beta) M X + beta M N; otherwise (and
     when the mask would be smaller than ``min_area_fraction``) returns the image unchanged and an empty mask.
     """
@@ -144,8 +167,9 @@ def synthesize(
     if rng.random() >= cfg.probability:
         return image.astype(np.float32, copy=True), empty
     thin = cfg.thin_fraction > 0 and rng.random() < cfg.thin_fraction
-    mask = (thin_perlin_mask if thin else perlin_mask)((h, w), rng, cfg)
-    if mask.mean() < cfg.min_area_fraction:
+    small = not thin and cfg.small_fraction > 0 and rng.random() < cfg.small_fraction
+    mask = (thin_perlin_mask if thin else small_perlin_mask if small else perlin_mask)((h, w), rng, cfg)
+    if mask.sum() < SMALL_MIN_PX if small else mask.mean() < cfg.min_area_fraction:
         return image.astype(np.float32, copy=True), empty
     texture = anomaly_texture(image.shape, rng, textures)
     beta = rng.uniform(cfg.beta_min, cfg.beta_max)

@@ -98,3 +98,22 @@ def test_thin_fraction_switches_the_mask_kind():
     a1, m1 = synthesize(img, np.random.default_rng(3), thin_cfg)
     a2, m2 = synthesize(img, np.random.default_rng(3), thin_cfg)
     assert np.array_equal(a1, a2) and np.array_equal(m1, m2)
+
+
+def test_small_anomalies_are_one_spot_of_a_few_pixels():
+    """small_fraction 1: every blob anomaly lies inside one disc of at most small_radius_px, a few to a few
+    dozen pixels, never a patch-wide spread of spots (what the whole-patch Perlin mask gives at fine scales)."""
+    cfg = SynthesisConfig(probability=1.0, small_fraction=1.0, small_radius_px=(2.0, 6.0))
+    img = _image(size=128)
+    masks = [synthesize(img, np.random.default_rng(s), cfg)[1] for s in range(30)]
+    drawn = [m for m in masks if m.any()]
+    assert len(drawn) >= 20, "most draws must produce a spot"
+    for m in drawn:
+        ys, xs = np.nonzero(m)
+        assert 3 <= m.sum() <= np.pi * 6.5**2
+        assert max(np.ptp(ys), np.ptp(xs)) <= 13, "the spot spans one disc of radius <= 6 px"
+    fine = SynthesisConfig(probability=1.0, min_scale_exp=5, max_scale_exp=5)
+    spread = [synthesize(img, np.random.default_rng(s), fine)[1] for s in range(10)]
+    assert all(np.ptp(np.nonzero(m)[0]) > 40 for m in spread if m.any()), "fine whole-patch masks spread widely"
+    thin = SynthesisConfig(probability=1.0, small_fraction=1.0, thin_fraction=1.0)
+    assert np.median([synthesize(img, np.random.default_rng(s), thin)[1].sum() for s in range(10)]) >= 30
