@@ -165,7 +165,8 @@ def test_page_in_a_real_browser_follows_a_running_line(tmp_path, fresh_redis, ti
         wait.until(lambda d: verdicts_minute(d) > first)  # the figures move
         assert int(browser.find_element(By.TAG_NAME, "body").get_attribute("data-seq")) > seq
         assert browser.find_element(By.ID, "engine").text.startswith("onnxruntime")
-        tile = wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#gallery .reject img"))[0]
+        # cam1 rejects every frame; cam0 may reject one too (the tiny model), so open one of cam1's
+        tile = wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, '#gallery .reject[data-camera="cam1"] img'))[0]
         wait.until(lambda d: d.execute_script("return arguments[0].naturalWidth", tile) > 0)  # the overlay loaded
         tile.click()
         fields = browser.find_element(By.ID, "detail-fields").text
