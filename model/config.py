@@ -80,11 +80,11 @@ class SynthesisConfig(StrictModel):
         0.0, ge=0, le=1, description="share of anomalies drawn as thin Perlin curves (zero crossings) not blobs"
     )
     thin_width_px: tuple[float, float] = Field((1.0, 3.0), description="width range of a thin curve (px)")
+    thin_scale_exp: tuple[int, int] = Field((1, 3), description="Perlin scale 2^k of the curves, k in [a, b]")
     small_fraction: float = Field(
         0.0, ge=0, le=1, description="share of the blob anomalies cut to one small window (specks, particles)"
     )
     small_radius_px: tuple[float, float] = Field((2.0, 6.0), description="radius range of a small anomaly (px)")
-    thin_scale_exp: tuple[int, int] = Field((1, 3), description="Perlin scale 2^k of the curves, k in [a, b]")
     texture_dir: str | None = None
 
 

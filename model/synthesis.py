@@ -159,8 +159,8 @@ def synthesize(
 
     With probability ``cfg.probability`` (a share ``thin_fraction`` of them as thin curves, a share
     ``small_fraction`` of the others as one small blob) blends
-    X* = (1-M) X + (1-beta) M X + beta M N; otherwise (and
-    when the mask would be smaller than ``min_area_fraction``) returns the image unchanged and an empty mask.
+    X* = (1-M) X + (1-beta) M X + beta M N; otherwise (and when the mask would be smaller than
+    ``min_area_fraction``, or a small blob than ``SMALL_MIN_PX``) returns the image unchanged and an empty mask.
     """
     h, w = image.shape[:2]
     empty = np.zeros((h, w), np.float32)
@@ -168,8 +168,14 @@ def synthesize(
         return image.astype(np.float32, copy=True), empty
     thin = cfg.thin_fraction > 0 and rng.random() < cfg.thin_fraction
     small = not thin and cfg.small_fraction > 0 and rng.random() < cfg.small_fraction
-    mask = (thin_perlin_mask if thin else small_perlin_mask if small else perlin_mask)((h, w), rng, cfg)
-    if mask.sum() < SMALL_MIN_PX if small else mask.mean() < cfg.min_area_fraction:
+    if thin:
+        mask = thin_perlin_mask((h, w), rng, cfg)
+    elif small:
+        mask = small_perlin_mask((h, w), rng, cfg)
+    else:
+        mask = perlin_mask((h, w), rng, cfg)
+    too_small = mask.sum() < SMALL_MIN_PX if small else mask.mean() < cfg.min_area_fraction
+    if too_small:
         return image.astype(np.float32, copy=True), empty
     texture = anomaly_texture(image.shape, rng, textures)
     beta = rng.uniform(cfg.beta_min, cfg.beta_max)
