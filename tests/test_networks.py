@@ -46,11 +46,13 @@ def test_paper_preset_is_paper_scale():
 
 def test_image_size_must_fit_the_stages():
     cfg = load_preset("cpu")
-    cfg.net.image_size, cfg.net.patch_size = 120, None
+    step = 2**cfg.net.stages
+    cfg.net.image_size, cfg.net.patch_size = 15 * step + step // 2, None  # half a stage's step off
     with pytest.raises(ValueError, match="divisible"):
         create_grdnet(cfg)
-    cfg.net.image_size, cfg.net.patch_size = 256, 120
-    with pytest.raises(ValueError, match="patch_size 120 must be divisible"):
+    bad_patch = 7 * step + step // 2
+    cfg.net.image_size, cfg.net.patch_size = 256, bad_patch
+    with pytest.raises(ValueError, match=f"patch_size {bad_patch} must be divisible"):
         create_grdnet(cfg)
     cfg.net.patch_size = 512
     with pytest.raises(ValueError, match="larger than net.image_size"):
