@@ -113,9 +113,6 @@ def test_recomputed_bn_statistics_make_eval_mode_match_the_trained_network():
     from model.keeping import recompute_bn_statistics
 
     cfg = tiny_config()
-    # 4 stages: the untrained 3-stage tiny net sits at the U-Net prior in eval mode whatever its statistics, so
-    # stale ones would not show in the map; the property tested does not depend on the depth
-    cfg.net.stages = 4
     cfg.synthesis.probability, cfg.augment.rotation_deg, cfg.augment.hflip = 0.0, 0.0, 0.0
     images, ds, loader = _one_batch_loader(cfg, 0)
     model = create_grdnet(cfg)
