@@ -40,6 +40,31 @@ def test_openvino_matches_onnxruntime_with_a_static_mask(shipped_cpu_engines, ba
     assert maps is None and np.allclose(scores, s_v)
 
 
+def test_openvino_splits_a_batch_over_streams_and_keeps_every_row_in_place(shipped_cpu_engines, bundled_onnx):
+    from engines.openvino_engine import chunks
+
+    assert chunks(1, 2) == [(0, 1)] and chunks(3, 2) == [(0, 2), (2, 3)] and chunks(4, 2) == [(0, 2), (2, 4)]
+    assert chunks(5, 3) == [(0, 2), (2, 4), (4, 5)]
+    ort_engine, _ = shipped_cpu_engines
+    streamed = OpenVinoEngine(bundled_onnx, threads=2, max_batch=4, streams=2)
+    assert len(streamed.parallel) == 2 and "2 streams" in streamed.describe()
+    size = ort_engine.image_size
+    for batch in (1, 3, 4):
+        frames = parity_frames(size, 3, batch, seed=10 + batch)
+        roi = np.full((batch, size, size), 255, np.uint8)
+        roi[-1, :, :30] = 0  # the last row's own mask: a row that moved to another request would show it
+        s_o, m_o = ort_engine.infer(frames, roi)
+        s_v, m_v = streamed.infer(frames, roi)
+        assert np.abs(s_o - s_v).max() < TOLERANCE and np.abs(m_o - m_v).max() < TOLERANCE, batch
+        scores, maps = streamed.infer(frames, roi, want_maps=False)
+        assert maps is None and np.allclose(scores, s_v)
+        rows = [batch - 1, 0]
+        assert np.abs(streamed.maps_of(rows) - m_o[rows]).max() < TOLERANCE
+        with pytest.raises(IndexError, match="not in the last batch"):
+            streamed.maps_of([batch])
+    del streamed
+
+
 def test_auto_times_the_cpu_engines_once_and_reuses_the_recorded_choice(cpu_engines, tiny_onnx, tmp_path):
     ort_engine, ov_engine = cpu_engines
     graph = tmp_path / "model.onnx"
