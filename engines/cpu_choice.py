@@ -24,14 +24,17 @@ RECORD = "cpu_engines.json"
 
 
 def host_key(threads: int | None, max_batch: int, candidates: list[str] | None = None) -> str:
-    """What the measurement depends on: processor, cores, threads, batch, the runtimes' versions and the
-    candidates (an INT8 graph made later is a new choice)."""
+    """What the measurement depends on: processor, cores, threads, batch, the runtimes' versions (OpenVINO's with
+    its streams) and the candidates (an INT8 graph made later is a new choice)."""
     import onnxruntime
 
     try:
         import openvino
 
-        ov_version = openvino.__version__.split("-")[0]
+        from engines.openvino_engine import default_streams
+
+        # the streams a batch is split over decide OpenVINO's speed: a choice timed with one request is not reused
+        ov_version = f"{openvino.__version__.split('-')[0]},streams={default_streams(threads, max_batch)}"
     except ImportError:
         ov_version = "none"
     cpu = platform.processor() or platform.machine()
