@@ -87,14 +87,14 @@ class OpenVinoEngine(Engine):
         return scores, (self._maps(list(range(b))) if want_maps else None)
 
     def _maps(self, rows: list[int]) -> np.ndarray:
+        """Copies of the given rows' maps, each from the request that ran it (its output tensor looked up once)."""
+        parts = [(a, z, request.get_tensor("maps").data) for a, z, request in self._last_parts]
         out = np.empty((len(rows), self.image_size, self.image_size), np.float32)
         for i, row in enumerate(rows):
-            for a, z, request in self._last_parts:
-                if a <= row < z:
-                    out[i] = request.get_tensor("maps").data[row - a]
-                    break
-            else:
+            part = next(((a, maps) for a, z, maps in parts if a <= row < z), None)
+            if part is None:
                 raise IndexError(f"{self.name}: row {row} not in the last batch")
+            out[i] = part[1][row - part[0]]
         return out
 
     def maps_of(self, rows: list[int]) -> np.ndarray:
